@@ -1,0 +1,130 @@
+"""``enterprise.metrics``: the seed's Metrics Engine settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tframex_asgi.errors import ConfigError
+
+__all__ = [
+    "CustomBackendConfig",
+    "MetricsBackendsConfig",
+    "MetricsConfig",
+    "OpenTelemetryConfig",
+    "PrometheusConfig",
+    "StatsDConfig",
+]
+
+
+def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
+    if isinstance(value, bool):
+        return {"enabled": value}
+    raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    enabled: bool = False
+    # None serves GET /metrics inside the app (protected by metrics.view); a port starts a
+    # separate exposition server on that port.
+    port: int | None = None
+    host: str = "127.0.0.1"
+    path: str = "/metrics"
+    multiprocess_dir: str | None = None
+    namespace: str = "tframex"
+
+    _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ConfigError(f"{path}.port", f"must be between 1 and 65535, got {self.port}")
+
+
+@dataclass(frozen=True)
+class StatsDConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 8125
+    prefix: str = "tframex"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    max_packet_bytes: int = 1432
+
+    _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"{path}.port", f"must be between 1 and 65535, got {self.port}")
+
+
+@dataclass(frozen=True)
+class OpenTelemetryConfig:
+    enabled: bool = False
+    endpoint: str | None = None
+    service_name: str = "tframex-asgi"
+    sample_ratio: float = 1.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError(f"{path}.sample_ratio", f"must be between 0 and 1, got {self.sample_ratio}")
+
+
+@dataclass(frozen=True)
+class CustomBackendConfig:
+    # "package.module:ClassName" or "package.module.ClassName"
+    class_path: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    _aliases: ClassVar[dict[str, str]] = {"class": "class_path"}
+
+    def _check(self, path: str) -> None:
+        if not self.class_path:
+            raise ConfigError(f"{path}.class", "is required (an import path such as 'pkg.mod:Backend')")
+
+
+@dataclass(frozen=True)
+class MetricsBackendsConfig:
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    statsd: StatsDConfig = field(default_factory=StatsDConfig)
+    opentelemetry: OpenTelemetryConfig = field(default_factory=OpenTelemetryConfig)
+    custom: tuple[CustomBackendConfig, ...] = ()
+
+    _aliases: ClassVar[dict[str, str]] = {"otel": "opentelemetry"}
+
+    @staticmethod
+    def _shorthand(value: Any, path: str) -> Mapping[str, Any]:
+        # The seed's kwargs form: backends=["prometheus", "statsd"].
+        if isinstance(value, list | tuple):
+            out: dict[str, Any] = {}
+            for i, name in enumerate(value):
+                if name not in ("prometheus", "statsd", "opentelemetry", "otel"):
+                    raise ConfigError(
+                        f"{path}[{i}]",
+                        f"unknown metrics backend {name!r} (prometheus, statsd, opentelemetry)",
+                    )
+                out[name] = {"enabled": True}
+            return out
+        raise ConfigError(path, f"expected a mapping or a list of backend names, got {value!r}")
+
+    @property
+    def any_enabled(self) -> bool:
+        return (
+            self.prometheus.enabled
+            or self.statsd.enabled
+            or self.opentelemetry.enabled
+            or bool(self.custom)
+        )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    backends: MetricsBackendsConfig = field(default_factory=MetricsBackendsConfig)
+    export_interval: float = 60.0
+    high_availability: bool = False
+
+    _shorthand = staticmethod(_enabled_shorthand)

@@ -1,0 +1,86 @@
+"""The one config object: :class:`EnterpriseConfig`, the seed's ``enterprise:`` block."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tframex_asgi.config._parse import parse_section, to_plain
+from tframex_asgi.config.metrics import MetricsConfig
+from tframex_asgi.config.persistence import PersistenceConfig
+from tframex_asgi.config.security import SecurityConfig
+from tframex_asgi.errors import ConfigError
+
+__all__ = ["EnterpriseConfig", "ServerConfig"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    request_id_header: str = "X-Request-ID"
+    # Accept a client's request id when it is a short token of safe characters.
+    trust_request_id: bool = True
+    # Messages of a conversation replayed to an agent (the newest ones).
+    history_limit: int = 20
+
+    def _check(self, path: str) -> None:
+        if not self.request_id_header or not self.request_id_header.isascii():
+            raise ConfigError(f"{path}.request_id_header", "must be a non-empty ASCII header name")
+        if self.history_limit < 0:
+            raise ConfigError(f"{path}.history_limit", "must be 0 or more")
+
+
+@dataclass(frozen=True)
+class EnterpriseConfig:
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:
+        """Build from the contents of the ``enterprise:`` block (already env-substituted)."""
+        return parse_section(cls, data or {}, path)
+
+    @classmethod
+    def from_kwargs(
+        cls,
+        *,
+        enable_metrics: bool = False,
+        metrics_config: Mapping[str, Any] | None = None,
+        enable_persistence: bool = False,
+        persistence_config: Mapping[str, Any] | None = None,
+        enable_security: bool = True,
+        security_config: Mapping[str, Any] | None = None,
+        server_config: Mapping[str, Any] | None = None,
+    ) -> EnterpriseConfig:
+        """Build from the seed's ``TFrameXApp(...)`` keyword names.
+
+        Security is on unless ``enable_security=False`` is passed: secure by default.
+        """
+        sections: dict[str, Any] = {}
+        for name, enabled, section in (
+            ("metrics", enable_metrics, metrics_config),
+            ("persistence", enable_persistence, persistence_config),
+            ("security", enable_security, security_config),
+        ):
+            if section is not None and not isinstance(section, Mapping):
+                raise ConfigError(f"{name}_config", f"expected a mapping, got {section!r}")
+            body = dict(section or {})
+            if "enabled" in body and bool(body["enabled"]) != bool(enabled):
+                raise ConfigError(f"{name}_config.enabled", f"contradicts enable_{name}={enabled!r}")
+            body["enabled"] = enabled
+            sections[name] = body
+        if server_config is not None:
+            sections["server"] = server_config
+        # Errors name the seed's keyword (metrics_config.port), not the YAML path.
+        out = cls()
+        for name, body in sections.items():
+            keyword = f"{name}_config" if name != "server" else "server_config"
+            out = replace(out, **{name: parse_section(type(getattr(out, name)), body, keyword)})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        plain = to_plain(self)
+        assert isinstance(plain, dict)
+        return plain

@@ -1,0 +1,88 @@
+"""``enterprise.persistence``: storage backend, migrations, the write queue and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from tframex_asgi.errors import ConfigError
+
+__all__ = ["PersistenceConfig", "WriteQueueConfig"]
+
+_SCHEMES = {
+    "memory": "memory",
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "s3": "s3",
+}
+_DEFAULT_URLS = {"memory": "memory://", "sqlite": "sqlite:///./tframex.db"}
+
+
+@dataclass(frozen=True)
+class WriteQueueConfig:
+    max_size: int = 10_000
+    batch_size: int = 500
+    flush_interval: float = 0.2
+    spill_path: str = "./tframex-spill.jsonl"
+
+    def _check(self, path: str) -> None:
+        for name in ("max_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{path}.{name}", "must be at least 1")
+        if self.flush_interval <= 0:
+            raise ConfigError(f"{path}.flush_interval", "must be greater than 0")
+
+
+@dataclass(frozen=True)
+class PersistenceConfig:
+    enabled: bool = False
+    backend: Literal["memory", "sqlite", "postgresql", "s3"] | None = None
+    connection_string: str | None = None
+    migrations: bool = True
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    read_replicas: bool = False
+    # An s3:// URL: audit logs and exports are archived there.
+    backup_to_s3: bool | str = False
+    queue: WriteQueueConfig = field(default_factory=WriteQueueConfig)
+    # Table name -> maximum age in days.
+    retention: Mapping[str, int] = field(default_factory=dict)
+
+    _aliases: ClassVar[dict[str, str]] = {"url": "connection_string", "dsn": "connection_string"}
+
+    @staticmethod
+    def _shorthand(value: Any, path: str) -> Mapping[str, Any]:
+        if isinstance(value, bool):
+            return {"enabled": value}
+        raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
+
+    @property
+    def url(self) -> str:
+        """The storage URL; the backend is chosen by its scheme."""
+        if self.connection_string:
+            return self.connection_string
+        return _DEFAULT_URLS.get(self.backend or "sqlite", "")
+
+    def _check(self, path: str) -> None:
+        if self.connection_string:
+            scheme = self.connection_string.split(":", 1)[0].split("+", 1)[0].lower()
+            kind = _SCHEMES.get(scheme)
+            if kind is None:
+                raise ConfigError(
+                    f"{path}.connection_string",
+                    f"unsupported scheme {scheme!r} (memory://, sqlite:///path, postgresql://, s3://)",
+                )
+            if self.backend is not None and self.backend != kind:
+                raise ConfigError(
+                    f"{path}.backend",
+                    f"{self.backend!r} does not match the connection string's scheme {scheme!r}",
+                )
+        elif self.enabled and self.backend in ("postgresql", "s3"):
+            raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend")
+        if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
+            raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
+        for table, days in self.retention.items():
+            if days < 1:
+                raise ConfigError(f"{path}.retention.{table}", "must be at least 1 day")

@@ -1,0 +1,133 @@
+"""The outermost layer: request id, client address, and the JSON error shape for crashes.
+
+Everything of ours lives in ``scope["tframex"]`` (a :class:`RequestState`); identity lives in
+``scope["user"]`` / ``scope["auth"]`` as Starlette expects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from tframex_asgi.http import send_json_error
+from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state"]
+
+logger = logging.getLogger("tframex_asgi.context")
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestState(dict[str, Any]):
+    """``scope["tframex"]``: request id, client ip, principal, rate-limit state, audit reason."""
+
+    @property
+    def request_id(self) -> str:
+        return str(self.get("request_id", ""))
+
+
+def get_state(scope: Scope) -> RequestState:
+    """The request's :class:`RequestState`, created if an outer layer did not."""
+    state = scope.get("tframex")
+    if state is None:
+        state = RequestState()
+        scope["tframex"] = state
+    return state  # type: ignore[no-any-return]
+
+
+class TrustedProxies:
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def __contains__(self, host: str | None) -> bool:
+        if not host or not self.networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+
+def client_ip(scope: Scope, proxies: TrustedProxies) -> str | None:
+    """The client address: X-Forwarded-For is read right to left, only through trusted proxies."""
+    client = scope.get("client")
+    peer: str | None = client[0] if client else None
+    if peer not in proxies:
+        return peer
+    forwarded: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            forwarded.extend(p.strip() for p in value.decode("latin-1").split(","))
+    for hop in reversed(forwarded):
+        if hop not in proxies:
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a forged or garbled hop: fall back to what we saw
+    return forwarded[0] if forwarded else peer
+
+
+class RequestContextMiddleware:
+    """Assigns a request id (echoed in a response header), resolves the client IP once and
+    turns an unhandled exception before the response started into a JSON 500."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header_name: str = "X-Request-ID",
+        trust_request_id: bool = True,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        if not header_name or not header_name.isascii():
+            raise ValueError("header_name must be a non-empty ASCII header name")
+        self.app = app
+        self.header = header_name.lower().encode("latin-1")
+        self.trust_request_id = trust_request_id
+        self.proxies = TrustedProxies(trusted_proxies)
+
+    def _request_id(self, scope: Scope) -> str:
+        if self.trust_request_id:
+            for name, value in scope.get("headers", ()):
+                if name == self.header and _SAFE_ID.match(value):
+                    return str(value.decode("ascii"))
+        return uuid.uuid4().hex
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = get_state(scope)
+        request_id = self._request_id(scope)
+        state["request_id"] = request_id
+        state["client_ip"] = client_ip(scope, self.proxies)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        header = (self.header, request_id.encode("ascii"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != self.header]
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in request %s", request_id)
+            if started:
+                raise
+            await send_json_error(
+                send_with_id, 500, "internal_error", f"internal error (request id {request_id})"
+            )

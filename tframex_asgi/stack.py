@@ -1,0 +1,211 @@
+"""Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
+
+request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
+authorization -> app. A disabled feature adds no layer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tframex_asgi.clock import Clock
+from tframex_asgi.compat import Interface, as_asgi3
+from tframex_asgi.config import EnterpriseConfig, load_config
+from tframex_asgi.errors import ConfigError
+from tframex_asgi.lifespan import InnerLifespan
+from tframex_asgi.services import Services
+from tframex_asgi.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["LAYERS", "EnterpriseMiddleware", "EnterpriseStack", "build_stack", "resolve_config"]
+
+logger = logging.getLogger("tframex_asgi.stack")
+ConfigLike = EnterpriseConfig | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    builder: str  # "module:function" taking (app, services) and returning an app or None
+    wanted: Callable[[EnterpriseConfig], bool]
+    config_path: str
+
+
+LAYERS: tuple[Layer, ...] = (
+    Layer("context", "tframex_asgi.context_layer:build_layer", lambda c: True, "enterprise.server"),
+    Layer(
+        "metrics",
+        "tframex_asgi.metrics.layer:build_layer",
+        lambda c: c.metrics.enabled,
+        "enterprise.metrics.enabled",
+    ),
+    Layer(
+        "audit",
+        "tframex_asgi.audit.layer:build_layer",
+        lambda c: c.security.enabled and c.security.audit.level != "off",
+        "enterprise.security.audit",
+    ),
+    Layer(
+        "body_limit",
+        "tframex_asgi.bodylimit:build_layer",
+        lambda c: c.security.enabled,
+        "enterprise.security.max_body_bytes",
+    ),
+    Layer(
+        "authentication",
+        "tframex_asgi.auth.layer:build_layer",
+        lambda c: c.security.enabled,
+        "enterprise.security.auth_providers",
+    ),
+    Layer(
+        "rate_limit",
+        "tframex_asgi.ratelimit.layer:build_layer",
+        lambda c: c.security.enabled and c.security.rate_limiting.enabled,
+        "enterprise.security.rate_limiting",
+    ),
+    Layer(
+        "authorization",
+        "tframex_asgi.rbac.layer:build_layer",
+        lambda c: c.security.enabled and c.security.rbac.enabled,
+        "enterprise.security.rbac",
+    ),
+)
+
+
+def resolve_config(config: ConfigLike = None, **kwargs: Any) -> EnterpriseConfig:
+    """An :class:`EnterpriseConfig` from a config object, a YAML path, a mapping holding the
+    ``enterprise:`` block contents, or the seed's ``TFrameXApp`` keyword names."""
+    if config is not None and kwargs:
+        raise TypeError("pass either config or keyword settings, not both")
+    if isinstance(config, EnterpriseConfig):
+        return config
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    if isinstance(config, Mapping):
+        body = config.get("enterprise", config) if set(config) == {"enterprise"} else config
+        return EnterpriseConfig.from_mapping(body)
+    return EnterpriseConfig.from_kwargs(**kwargs)
+
+
+def _load_builder(layer: Layer) -> Callable[[ASGIApp, Services], ASGIApp | None]:
+    module_name, _, func = layer.builder.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ConfigError(
+            layer.config_path, f"the {layer.name} layer is not available in this version of tframex-asgi"
+        ) from exc
+    builder: Callable[[ASGIApp, Services], ASGIApp | None] = getattr(module, func)
+    return builder
+
+
+def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, ...]]:
+    bind = getattr(app, "bind_services", None)
+    if callable(bind):
+        bind(services)
+    names: list[str] = []
+    for layer in reversed(LAYERS):
+        if not layer.wanted(services.config):
+            continue
+        wrapped = _load_builder(layer)(app, services)
+        if wrapped is not None:
+            app = wrapped
+            names.append(layer.name)
+    return app, tuple(reversed(names))
+
+
+class EnterpriseStack:
+    """The wrapped app: an ASGI 3 callable that also owns the lifespan of our services.
+
+    Use it as a server's app, as ``app.add_middleware(EnterpriseMiddleware, ...)`` in
+    Starlette/FastAPI, or ``async with stack:`` in tests (ASGI transports that run no lifespan).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        config: ConfigLike = None,
+        *,
+        services: Services | None = None,
+        clock: Clock | None = None,
+        interface: Interface = "auto",
+        **settings: Any,
+    ) -> None:
+        cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
+        self.config = cfg
+        self.services = services or Services(cfg, clock=clock)
+        self.inner = as_asgi3(app, interface)
+        self.app, self.layers = build_layers(self.inner, self.services)
+        self._start_lock = asyncio.Lock()
+        self._warned_lazy = False
+
+    async def startup(self) -> None:
+        await self.services.startup()
+
+    async def shutdown(self) -> None:
+        await self.services.shutdown()
+
+    async def __aenter__(self) -> EnterpriseStack:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def _ensure_started(self) -> None:
+        async with self._start_lock:
+            if self.services.started:
+                return
+            if not self._warned_lazy:
+                self._warned_lazy = True
+                logger.warning("no lifespan startup was received: starting services on the first request")
+            await self.startup()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if not self.services.started:
+            await self._ensure_started()
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            await self.startup()
+        except Exception as exc:
+            logger.exception("tframex-asgi startup failed")
+            await send({"type": "lifespan.startup.failed", "message": f"tframex-asgi startup failed: {exc}"})
+            return
+        inner = InnerLifespan(self.app, scope)
+        failure = await inner.startup()
+        if failure is not None:
+            await self.shutdown()
+            await send({"type": "lifespan.startup.failed", "message": failure})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        failure = await inner.shutdown()
+        await self.shutdown()
+        if failure is not None:
+            await send({"type": "lifespan.shutdown.failed", "message": failure})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+
+def build_stack(app: Any, config: ConfigLike = None, **kwargs: Any) -> EnterpriseStack:
+    """Wrap ``app`` (ASGI 3, ASGI 2 or WSGI) in the enabled layers. See :class:`EnterpriseStack`."""
+    return EnterpriseStack(app, config, **kwargs)
+
+
+# Starlette/FastAPI: app.add_middleware(EnterpriseMiddleware, config="enterprise.yaml")
+EnterpriseMiddleware = EnterpriseStack

@@ -1,0 +1,76 @@
+"""The storage contract every backend implements (the seed's four methods plus what users need).
+
+Backends are chosen by URL scheme (see :func:`tframex_asgi.storage.open_storage`). Table and
+column names are checked against the schema before they reach a backend; values are always
+bound parameters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["BaseStorage", "Row"]
+
+Row = dict[str, Any]
+
+
+class BaseStorage(ABC):
+    """Async storage of rows in the seed's tables.
+
+    ``order_by`` is a column name, prefixed with ``-`` for descending order. ``filters`` maps
+    column names to values (equality; ``None`` matches NULL). Ids are strings (UUIDs); ``write``
+    generates one when the row has no ``id``.
+    """
+
+    url: str
+
+    async def connect(self) -> None:
+        """Open pools/connections and apply migrations when configured. Idempotent."""
+
+    async def close(self) -> None:
+        """Release everything; safe to call on a storage that never connected."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers."""
+
+    @abstractmethod
+    async def write(self, table: str, data: Mapping[str, Any]) -> str:
+        """Insert one row and return its id."""
+
+    @abstractmethod
+    async def write_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Insert rows in one batch (one transaction where the backend has them)."""
+
+    @abstractmethod
+    async def read(
+        self,
+        table: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        order_by: str | Iterable[str] | None = None,
+    ) -> list[Row]:
+        """Rows matching every filter."""
+
+    @abstractmethod
+    async def update(self, table: str, id: str, data: Mapping[str, Any]) -> bool:
+        """Update one row by id; False when there is no such row."""
+
+    @abstractmethod
+    async def delete(self, table: str, id: str) -> bool:
+        """Delete one row by id; False when there is no such row."""
+
+    @abstractmethod
+    async def count(self, table: str, filters: Mapping[str, Any] | None = None) -> int:
+        """How many rows match."""
+
+    async def __aenter__(self) -> BaseStorage:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
