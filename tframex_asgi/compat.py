@@ -13,9 +13,13 @@ Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
 
 def detect_interface(app: Any) -> Literal["asgi3", "asgi2", "wsgi"]:
-    from asgiref.compatibility import is_double_callable
+    """Guess the interface from the callable's shape (pass ``interface=`` when it is ambiguous).
 
-    if is_double_callable(app):  # type: ignore[no-untyped-call]
+    asgiref's ``is_double_callable`` calls every sync callable ASGI 2, which would make a WSGI
+    function look like one, so the positional parameters decide: ``(scope)`` is ASGI 2,
+    ``(environ, start_response)`` is WSGI, anything async or ``(scope, receive, send)`` ASGI 3.
+    """
+    if inspect.isclass(app):
         return "asgi2"
     call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", None)  # noqa: B004
     if call is None:
@@ -30,8 +34,7 @@ def detect_interface(app: Any) -> Literal["asgi3", "asgi2", "wsgi"]:
         ]
     except (TypeError, ValueError):
         return "asgi3"
-    # WSGI is a plain callable taking (environ, start_response).
-    return "wsgi" if len(params) == 2 else "asgi3"
+    return {1: "asgi2", 2: "wsgi"}.get(len(params), "asgi3")  # type: ignore[return-value]
 
 
 def as_asgi3(app: Any, interface: Interface = "auto") -> ASGIApp:

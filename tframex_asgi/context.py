@@ -128,6 +128,4 @@ class RequestContextMiddleware:
             logger.exception("unhandled error in request %s", request_id)
             if started:
                 raise
-            await send_json_error(
-                send_with_id, 500, "internal_error", f"internal error (request id {request_id})"
-            )
+            await send_json_error(send_with_id, 500, "internal_error", f"internal error (request id {request_id})")

@@ -153,15 +153,7 @@ class FlowFinished:
     steps: int
 
 
-Event = (
-    AgentStarted
-    | AgentFinished
-    | ToolCalled
-    | FlowStarted
-    | FlowStepStarted
-    | FlowStepFinished
-    | FlowFinished
-)
+Event = AgentStarted | AgentFinished | ToolCalled | FlowStarted | FlowStepStarted | FlowStepFinished | FlowFinished
 Subscriber = Callable[[Event], None]
 
 

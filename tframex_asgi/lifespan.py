@@ -64,5 +64,3 @@ class InnerLifespan:
         if answer is not None and answer["type"] == "lifespan.shutdown.failed":
             return str(answer.get("message", "")) or "the wrapped app failed to shut down"
         return None
-
-

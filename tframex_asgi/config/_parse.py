@@ -158,4 +158,3 @@ def to_plain(section: Any) -> Any:
     if isinstance(section, tuple):
         return [to_plain(v) for v in section]
     return section
-

@@ -45,9 +45,7 @@ def substitute_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
     return value
 
 
-def loads_config(
-    text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
-) -> EnterpriseConfig:
+def loads_config(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None) -> EnterpriseConfig:
     """Parse YAML text holding an ``enterprise:`` block (an empty document gives the defaults)."""
     try:
         data = yaml.safe_load(text)

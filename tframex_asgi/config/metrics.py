@@ -112,12 +112,7 @@ class MetricsBackendsConfig:
 
     @property
     def any_enabled(self) -> bool:
-        return (
-            self.prometheus.enabled
-            or self.statsd.enabled
-            or self.opentelemetry.enabled
-            or bool(self.custom)
-        )
+        return self.prometheus.enabled or self.statsd.enabled or self.opentelemetry.enabled or bool(self.custom)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,102 @@
+"""``tframex-asgi serve``: the TFrameX endpoint behind the enterprise stack, on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Any
+
+from tframex_asgi.cli.common import add_config_arg, config_from_args
+from tframex_asgi.errors import ConfigError
+
+__all__ = ["build_server_app", "load_tframex_app", "register"]
+
+logger = logging.getLogger("tframex_asgi.cli")
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("serve", help="serve TFrameX agents over HTTP")
+    add_config_arg(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument(
+        "--app", metavar="MODULE:ATTR", help="a tframex.TFrameXApp (or a function returning one); default: demo"
+    )
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(func=_serve)
+
+
+def load_tframex_app(spec: str | None) -> Any:
+    from tframex import TFrameXApp
+
+    if not spec:
+        from tframex_asgi.demo import build_demo_app
+
+        return build_demo_app()
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError("--app", f"expected MODULE:ATTR, got {spec!r}")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError("--app", f"cannot import {module_name!r}: {exc}") from exc
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError("--app", f"{module_name!r} has no attribute {attr!r}") from None
+    app = target() if callable(target) and not isinstance(target, TFrameXApp) else target
+    if not isinstance(app, TFrameXApp):
+        raise ConfigError("--app", f"{spec} is a {type(app).__name__}, not a tframex.TFrameXApp")
+    return app
+
+
+def build_server_app(args: argparse.Namespace, *, announce: Any = print) -> Any:
+    from tframex_asgi.endpoint import TFrameXEndpoint
+    from tframex_asgi.stack import build_stack
+
+    config = config_from_args(args)
+    stack = build_stack(TFrameXEndpoint(load_tframex_app(args.app)), config)
+    _bootstrap_admin(stack, announce)
+    return stack
+
+
+def _bootstrap_admin(stack: Any, announce: Any) -> None:
+    """On first start with security on, create an admin and print its API key once."""
+    if not stack.config.security.enabled:
+        return
+    try:
+        from tframex_asgi.admin.bootstrap import bootstrap_admin
+    except ImportError:
+        return
+    services = stack.services
+
+    async def hook() -> None:
+        created = await bootstrap_admin(services)
+        if created is not None:
+            username, key = created
+            header = services.config.security.auth_providers.api_key.header_name
+            announce(
+                "\n"
+                f"  Created admin user {username!r}. Its API key is shown ONCE, store it now:\n\n"
+                f"      {key}\n\n"
+                f"  Try:  curl -H '{header}: {key}' http://HOST:PORT/agents\n"
+            )
+
+    services.on_startup(hook)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("tframex", "tframex.agents", "tframex.engine", "tframex.app"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app = build_server_app(args)
+    print(f"tframex-asgi: serving on http://{args.host}:{args.port} (layers: {', '.join(app.layers)})", flush=True)
+    # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1; our own trusted-proxy list decides.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
+                proxy_headers=False)
+    return 0

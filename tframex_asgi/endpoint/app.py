@@ -1,0 +1,154 @@
+"""The TFrameX endpoint: a pure ASGI app serving a ``TFrameXApp``'s agents, tools and flows.
+
+Routes (permission enforced by the authorization layer, see DESIGN.md): GET /healthz, /readyz;
+GET /agents, POST /agents/{name}/run; GET /tools, POST /tools/{name}/call; GET /flows,
+POST /flows/{name}/run; GET/DELETE /conversations[/{id}]; POST /v1/chat/completions; plus
+routes other features register in ``services.extras["routes"]`` (admin, metrics, audit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+from tframex import TFrameXApp
+
+from tframex_asgi.config import EnterpriseConfig
+from tframex_asgi.context import get_state
+from tframex_asgi.endpoint import handlers
+from tframex_asgi.endpoint.conversations import ConversationStore
+from tframex_asgi.endpoint.runner import AgentRunner
+from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.services import Services
+from tframex_asgi.types import Receive, Scope, Send
+
+__all__ = ["TFrameXEndpoint", "create_app"]
+
+logger = logging.getLogger("tframex_asgi.endpoint")
+Handler = Callable[[Request, "TFrameXEndpoint"], Awaitable[Response]]
+
+
+def error_response(exc: TFrameXASGIError) -> JSONResponse:
+    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+
+
+class TFrameXEndpoint:
+    """Serve ``app`` over HTTP. Wrap it with :func:`tframex_asgi.build_stack` for the
+    enterprise layers; alone it runs with an in-memory conversation store and no security."""
+
+    def __init__(self, app: TFrameXApp, *, services: Services | None = None) -> None:
+        if not isinstance(app, TFrameXApp):
+            raise TypeError(f"expected a tframex.TFrameXApp, got {type(app).__name__}")
+        self.tframex = app
+        self._services = services
+        self._owns_services = services is None
+        self._router: Router | None = None
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def bind_services(self, services: Services) -> None:
+        """Called by the stack before it builds its layers."""
+        self._services = services
+        self._owns_services = False
+        self._router = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
+        return self._services
+
+    @property
+    def runner(self) -> AgentRunner:
+        runner = self.services.extras.get("runner")
+        if runner is None:
+            runner = AgentRunner(
+                self.tframex,
+                events=self.services.events,
+                clock=self.services.clock,
+                history_limit=self.services.config.server.history_limit,
+            )
+            self.services.extras["runner"] = runner
+        return runner  # type: ignore[no-any-return]
+
+    @property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.services.storage, self.services.clock)
+
+    def _route(self, path: str, handler: Handler, methods: list[str]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            get_state(request.scope)["route"] = path
+            try:
+                return await handler(request, self)
+            except TFrameXASGIError as exc:
+                return error_response(exc)
+
+        return Route(path, endpoint, methods=methods)
+
+    def routes(self) -> list[BaseRoute]:
+        r = self._route
+        own: list[BaseRoute] = [
+            r("/healthz", handlers.healthz, ["GET"]),
+            r("/readyz", handlers.readyz, ["GET"]),
+            r("/agents", handlers.list_agents, ["GET"]),
+            r("/agents/{name}/run", handlers.run_agent, ["POST"]),
+            r("/tools", handlers.list_tools, ["GET"]),
+            r("/tools/{name}/call", handlers.call_tool, ["POST"]),
+            r("/flows", handlers.list_flows, ["GET"]),
+            r("/flows/{name}/run", handlers.run_flow, ["POST"]),
+            r("/conversations", handlers.list_conversations, ["GET"]),
+            r("/conversations/{id}", handlers.get_conversation, ["GET"]),
+            r("/conversations/{id}", handlers.delete_conversation, ["DELETE"]),
+            r("/v1/chat/completions", handlers.chat_completions, ["POST"]),
+        ]
+        return own + list(self.services.extras.get("routes", ()))
+
+    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        get_state(scope)["route"] = "<unmatched>"
+        response = JSONResponse({"error": {"code": "not_found", "message": "no such route"}}, status_code=404)
+        await response(scope, receive, send)
+
+    # -- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if self._owns_services and not self.services.started:
+            await self.services.startup()
+        if self._router is None:
+            self._router = Router(routes=self.routes(), default=self._not_found)
+        await self._router(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._owns_services:
+                        await self.services.startup()
+                    if self.tframex._mcp_manager is not None:
+                        await self.tframex.initialize_mcp_servers()
+                except Exception as exc:
+                    logger.exception("endpoint startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.tframex._mcp_manager is not None:
+                    await self.tframex.shutdown_mcp_servers()
+                if self._owns_services:
+                    await self.services.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(app: TFrameXApp, config: Any = None, **settings: Any) -> Any:
+    """The endpoint for ``app`` wrapped in the enterprise stack (config as for build_stack)."""
+    from tframex_asgi.stack import build_stack
+
+    return build_stack(TFrameXEndpoint(app), config, **settings)

@@ -1,0 +1,290 @@
+"""Route handlers of the TFrameX endpoint (each takes the request and the endpoint)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from tframex_asgi.context import get_state
+from tframex_asgi.endpoint import openai_compat
+from tframex_asgi.endpoint.conversations import parse_conversation_id
+from tframex_asgi.endpoint.flows import FlowError
+from tframex_asgi.endpoint.runner import ToolFailed
+from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
+from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ValidationError
+from tframex_asgi.events import RunInfo
+
+if TYPE_CHECKING:
+    from tframex_asgi.endpoint.app import TFrameXEndpoint
+
+logger = logging.getLogger("tframex_asgi.endpoint")
+
+
+# -- identity helpers -----------------------------------------------------------------------
+
+
+def user_id(request: Request) -> str | None:
+    user = request.scope.get("user")
+    return getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
+
+
+def is_admin(request: Request) -> bool:
+    return "system.admin" in getattr(request.scope.get("auth"), "scopes", ())
+
+
+def owner_check(request: Request) -> Callable[[Any], bool]:
+    """Own rows only, unless the caller has system.admin."""
+    me, admin = user_id(request), is_admin(request)
+    return lambda owner: admin or owner == me
+
+
+def run_info(request: Request, conversation_id: str | None = None) -> RunInfo:
+    state = get_state(request.scope)
+    info = RunInfo(request_id=state.get("request_id"), user_id=user_id(request), conversation_id=conversation_id)
+    # The rate limiter charges token costs from here once the response is over.
+    state["usage"] = info.usage
+    return info
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise ValidationError("the body is not valid UTF-8") from None
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object")
+    return body
+
+
+def run_request(body: dict[str, Any]) -> tuple[str, str | None, bool]:
+    text = body.get("input")
+    if not isinstance(text, str):
+        raise ValidationError("'input' is required and must be a string")
+    conversation = body.get("conversation_id")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ValidationError("'stream' must be true or false")
+    return text, parse_conversation_id(conversation) if conversation is not None else None, stream
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"query parameter {name!r} must be an integer") from None
+    if not low <= value <= high:
+        raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
+    return value
+
+
+def usage_json(info: RunInfo) -> dict[str, int]:
+    u = info.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
+
+
+def failure(exc: BaseException) -> TFrameXASGIError:
+    """Our error for a failed run (LLM errors keep their code; flows name the failing step)."""
+    if isinstance(exc, TFrameXASGIError):
+        return exc
+    if isinstance(exc, FlowError):
+        cause = exc.cause
+        if isinstance(cause, TFrameXASGIError):
+            return type(cause)(f"flow {exc.flow_name!r} failed at step {exc.step_name!r}: {cause.message}")
+        return LLMError(f"flow {exc.flow_name!r} failed at step {exc.step_name!r}", code="flow_failed")
+    logger.error("run failed", exc_info=exc)
+    return LLMError("the agent run failed", code="run_failed")
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+async def healthz(request: Request, ep: TFrameXEndpoint) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request, ep: TFrameXEndpoint) -> Response:
+    try:
+        ok = await ep.services.storage.ping()
+    except Exception:
+        ok = False
+    if not ok:
+        return JSONResponse({"error": {"code": "not_ready", "message": "storage is not reachable"}}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+# -- catalogue ----------------------------------------------------------------------------------
+
+
+async def list_agents(request: Request, ep: TFrameXEndpoint) -> Response:
+    return JSONResponse({"agents": ep.runner.agents()})
+
+
+async def list_tools(request: Request, ep: TFrameXEndpoint) -> Response:
+    return JSONResponse({"tools": ep.runner.tools()})
+
+
+async def list_flows(request: Request, ep: TFrameXEndpoint) -> Response:
+    return JSONResponse({"flows": ep.runner.flows()})
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
+    name = request.path_params["name"]
+    ep.runner.check_agent(name)
+    text, conversation_id, stream = run_request(await json_body(request))
+    conversations = ep.conversations
+    conversation_id = await conversations.open(conversation_id, user_id(request), name, text[:80], owner_check(request))
+    history = await conversations.history(conversation_id, ep.services.config.server.history_limit)
+    info = run_info(request, conversation_id)
+    if stream:
+        return StreamingResponse(
+            _stream_run(ep, name, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    try:
+        result = await ep.runner.run_agent(name, text, info, history)
+    except Exception as exc:
+        raise failure(exc) from exc
+    await conversations.append(conversation_id, [("user", text), ("assistant", result.content)])
+    return JSONResponse(
+        {"agent": name, "output": result.content, "conversation_id": conversation_id, "usage": usage_json(info)}
+    )
+
+
+async def _stream_run(
+    ep: TFrameXEndpoint, name: str, text: str, info: RunInfo, history: list[Any]
+) -> AsyncIterator[bytes]:
+    parts: list[str] = []
+    try:
+        async for chunk in ep.runner.stream_agent(name, text, info, history):
+            if chunk.content:
+                parts.append(chunk.content)
+                yield sse({"content": chunk.content}, "chunk")
+            elif chunk.tool_calls:
+                yield sse({"tool_calls": [c.function.name for c in chunk.tool_calls]}, "tool_call")
+        output = "".join(parts)
+        assert info.conversation_id is not None
+        await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", output)])
+        yield sse({"output": output, "conversation_id": info.conversation_id, "usage": usage_json(info)}, "done")
+    except Exception as exc:
+        err = failure(exc)
+        yield sse({"error": {"code": err.code, "message": err.message}}, "error")
+
+
+async def run_flow(request: Request, ep: TFrameXEndpoint) -> Response:
+    name = request.path_params["name"]
+    text, _, stream = run_request(await json_body(request))
+    if stream:
+        raise ValidationError("flows do not stream; send 'stream': false")
+    info = run_info(request)
+    try:
+        execution_id, ctx = await ep.runner.run_flow(name, text, info)
+    except NotFoundError:
+        raise
+    except Exception as exc:
+        raise failure(exc) from exc
+    return JSONResponse(
+        {
+            "flow": name,
+            "execution_id": execution_id,
+            "output": ctx.current_message.content,
+            "steps": len(ctx.history) - 1,
+            "usage": usage_json(info),
+        }
+    )
+
+
+async def call_tool(request: Request, ep: TFrameXEndpoint) -> Response:
+    name = request.path_params["name"]
+    body = await json_body(request)
+    arguments = body.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise ValidationError("'arguments' must be a JSON object")
+    try:
+        result = await ep.runner.call_tool(name, arguments, run_info(request))
+    except ToolFailed as exc:
+        raise TFrameXASGIError(str(exc), code="tool_failed") from exc
+    return JSONResponse({"tool": name, "result": result})
+
+
+# -- conversations ------------------------------------------------------------------------------
+
+
+async def list_conversations(request: Request, ep: TFrameXEndpoint) -> Response:
+    limit = int_param(request, "limit", 50, 1, 500)
+    offset = int_param(request, "offset", 0, 0, 10_000_000)
+    everyone = is_admin(request) and request.query_params.get("all") == "true"
+    rows = await ep.conversations.list_for(None if everyone else user_id(request), limit, offset)
+    return JSONResponse({"conversations": rows, "limit": limit, "offset": offset})
+
+
+async def _owned(request: Request, ep: TFrameXEndpoint) -> str:
+    conversation_id = parse_conversation_id(request.path_params["id"])
+    row = await ep.conversations.get(conversation_id)
+    if row is None or not owner_check(request)(row.get("user_id")):
+        raise NotFoundError("no such conversation")
+    return conversation_id
+
+
+async def get_conversation(request: Request, ep: TFrameXEndpoint) -> Response:
+    conversation_id = await _owned(request, ep)
+    row = await ep.conversations.get(conversation_id)
+    messages = await ep.conversations.messages(conversation_id)
+    return JSONResponse({"conversation": json.loads(json.dumps(row, default=str)), "messages": messages})
+
+
+async def delete_conversation(request: Request, ep: TFrameXEndpoint) -> Response:
+    conversation_id = await _owned(request, ep)
+    await ep.conversations.delete(conversation_id)
+    return Response(status_code=204)
+
+
+# -- OpenAI-compatible --------------------------------------------------------------------------
+
+
+async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
+    model, text, history, stream = openai_compat.parse_chat_request(await json_body(request))
+    ep.runner.check_agent(model)
+    info = run_info(request)
+    if stream:
+        return StreamingResponse(
+            _stream_chat(ep, model, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    try:
+        result = await ep.runner.run_agent(model, text, info, history)
+    except Exception as exc:
+        raise failure(exc) from exc
+    return JSONResponse(openai_compat.completion(model, result.content, info.usage))
+
+
+async def _stream_chat(
+    ep: TFrameXEndpoint, model: str, text: str, info: RunInfo, history: list[Any]
+) -> AsyncIterator[bytes]:
+    cid = f"chatcmpl-{uuid.uuid4().hex}"
+    yield sse(openai_compat.chunk(cid, model, {"role": "assistant", "content": ""}))
+    try:
+        async for chunk in ep.runner.stream_agent(model, text, info, history):
+            if chunk.content:
+                yield sse(openai_compat.chunk(cid, model, {"content": chunk.content}))
+    except Exception as exc:
+        err = failure(exc)
+        yield sse({"error": {"code": err.code, "message": err.message}})
+        yield sse("[DONE]")
+        return
+    yield sse(openai_compat.chunk(cid, model, {}, "stop"))
+    yield sse("[DONE]")
