@@ -16,6 +16,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StorageError",
     "TFrameXASGIError",
+    "ToolError",
     "ValidationError",
 ]
 
@@ -78,6 +79,13 @@ class ServiceUnavailableError(TFrameXASGIError):
 class StorageError(TFrameXASGIError):
     code = "storage_error"
     status = 503
+
+
+class ToolError(TFrameXASGIError):
+    """A tool called through the endpoint failed."""
+
+    code = "tool_failed"
+    status = 422
 
 
 class LLMError(TFrameXASGIError):

@@ -22,7 +22,7 @@ from tframex_asgi.lifespan import InnerLifespan
 from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["LAYERS", "EnterpriseMiddleware", "EnterpriseStack", "build_stack", "resolve_config"]
+__all__ = ["LAYERS", "EnterpriseMiddleware", "EnterpriseStack", "bind_endpoints", "build_stack", "resolve_config"]
 
 logger = logging.getLogger("tframex_asgi.stack")
 ConfigLike = EnterpriseConfig | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -106,10 +106,35 @@ def _load_builder(layer: Layer) -> Callable[[ASGIApp, Services], ASGIApp | None]
     return builder
 
 
+def bind_endpoints(app: Any, services: Services, depth: int = 12) -> int:
+    """Hand ``services`` to every TFrameX endpoint inside ``app``: the app itself, or one mounted
+    in a Starlette/FastAPI router or behind other middlewares (found through ``.app`` and
+    ``.routes``). Returns how many were bound."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(app, 0)]
+    bound = 0
+    while stack:
+        obj, level = stack.pop()
+        if obj is None or id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        bind = getattr(obj, "bind_services", None)
+        if callable(bind):
+            bind(services)
+            bound += 1
+            continue
+        for attr in ("app", "router", "_app", "asgi_app"):
+            child = getattr(obj, attr, None)
+            if child is not None and not isinstance(child, type):
+                stack.append((child, level + 1))
+        routes = getattr(obj, "routes", None)
+        if isinstance(routes, list | tuple):
+            stack.extend((getattr(route, "app", None), level + 1) for route in routes)
+    return bound
+
+
 def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, ...]]:
-    bind = getattr(app, "bind_services", None)
-    if callable(bind):
-        bind(services)
+    bind_endpoints(app, services)
     names: list[str] = []
     for layer in reversed(LAYERS):
         if not layer.wanted(services.config):

@@ -17,7 +17,7 @@ from tframex_asgi.endpoint.conversations import parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
 from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
-from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ValidationError
+from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ToolError, ValidationError
 from tframex_asgi.events import RunInfo
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ async def call_tool(request: Request, ep: TFrameXEndpoint) -> Response:
     try:
         result = await ep.runner.call_tool(name, arguments, run_info(request))
     except ToolFailed as exc:
-        raise TFrameXASGIError(str(exc), code="tool_failed") from exc
+        raise ToolError(str(exc)) from exc
     return JSONResponse({"tool": name, "result": result})
 
 

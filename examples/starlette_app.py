@@ -1,0 +1,30 @@
+"""Starlette: your own routes next to the TFrameX endpoint, all behind the enterprise stack.
+
+Run:  uvicorn examples.starlette_app:app
+"""
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from tframex_asgi import EnterpriseMiddleware
+from tframex_asgi.demo import build_demo_app
+from tframex_asgi.endpoint import TFrameXEndpoint
+
+
+async def whoami(request: Request) -> JSONResponse:
+    # request.user / request.auth are set by the authentication layer, as Starlette expects.
+    return JSONResponse({"user": request.user.display_name, "permissions": sorted(request.auth.scopes)})
+
+
+app = Starlette(routes=[Route("/whoami", whoami), Mount("/", TFrameXEndpoint(build_demo_app()))])
+app.add_middleware(
+    EnterpriseMiddleware,
+    enable_security=True,
+    security_config={
+        "auth_providers": ["api_key"],
+        # Deny by default: routes of your own need a permission.
+        "rbac": {"routes": {"GET /whoami": "agent.view"}},
+    },
+)
