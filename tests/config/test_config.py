@@ -159,3 +159,17 @@ def test_load_config_from_file(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("enterprise:\n  server:\n    request_id_header: X-Correlation-ID\n")
     assert load_config(path).server.request_id_header == "X-Correlation-ID"
+
+
+def test_mapping_fields_parse_and_name_bad_entries() -> None:
+    cfg = EnterpriseConfig.from_mapping(
+        {
+            "persistence": {"retention": {"audit_logs": 30}},
+            "metrics": {"backends": {"statsd": {"tags": {"env": "prod"}}}},
+        }
+    )
+    assert dict(cfg.persistence.retention) == {"audit_logs": 30}
+    assert dict(cfg.metrics.backends.statsd.tags) == {"env": "prod"}
+    with pytest.raises(ConfigError) as err:
+        EnterpriseConfig.from_mapping({"persistence": {"retention": {"audit_logs": "soon"}}})
+    assert err.value.path == "enterprise.persistence.retention.audit_logs"

@@ -104,7 +104,7 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(path, f"expected a list, got {_describe(value)}")
         return tuple(coerce(item_type, item, join(path, i)) for i, item in enumerate(value))
-    if origin is dict:
+    if origin in (dict, Mapping):
         _, item_type = get_args(tp)
         if not isinstance(value, Mapping):
             raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
