@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -10,38 +10,70 @@ from tframex_asgi.errors import ConfigError
 
 __all__ = ["RateLimitConfig"]
 
+Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
+# The endpoint's routes that run an LLM and report state["usage"].
+DEFAULT_TOKEN_ROUTES = ("POST /agents/{name}/run", "POST /flows/{name}/run", "POST /v1/chat/completions")
+
 
 def _check_limit(value: str, path: str) -> None:
     from limits import parse_many
 
     try:
-        parse_many(value)
+        items = parse_many(value)
     except ValueError:
         raise ConfigError(path, f"not a rate limit such as '100/minute': {value!r}") from None
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(path, f"a limit must allow at least 1: {value!r}")
+
+
+def _check_routes(routes: Iterable[str], path: str) -> None:
+    from tframex_asgi.paths import RouteTable
+
+    table: RouteTable[None] = RouteTable()
+    for route in routes:
+        try:
+            table.add(route, None)
+        except ValueError as exc:
+            raise ConfigError(path, str(exc)) from None
 
 
 @dataclass(frozen=True)
 class RateLimitConfig:
     enabled: bool = False
+    # memory:// (one process) or redis://host:port/db, rediss://... (shared by every worker).
     storage: str = "memory://"
-    strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = "moving-window"
+    strategy: Strategy = "moving-window"
+    # One or more limits ("10/second;100/minute"): all of them apply.
     default: str = "100/minute"
     # What a client is counted by, most specific first: the first one present wins.
     key_by: tuple[Literal["api_key", "user", "ip"], ...] = ("api_key", "user", "ip")
-    # Role -> limit (the highest tier among a caller's roles applies).
-    tiers: Mapping[str, str] = field(default_factory=dict)
-    # "METHOD /template" or "/template" -> limit.
-    routes: Mapping[str, str] = field(default_factory=dict)
-    # Cost-based limit counted after a run finishes, e.g. tokens per minute.
+    # Role -> limit (the most generous tier among a caller's roles replaces the default).
+    tiers: dict[str, str] = field(default_factory=dict)
+    # "METHOD /template" or "/template" -> limit, counted per client and route template.
+    routes: dict[str, str] = field(default_factory=dict)
+    # Cost-based limit counted after a run finishes, e.g. "100000/hour" tokens per client.
     tokens: str | None = None
+    # The moving window stores one entry per unit of cost (a list of up to N timestamps per
+    # client for "N/hour" tokens), so token budgets default to the O(1) sliding window counter.
+    token_strategy: Strategy = "sliding-window-counter"  # noqa: S105 - a strategy name, not a secret
+    token_routes: tuple[str, ...] = DEFAULT_TOKEN_ROUTES
+    # Storage down or slow: let requests through (True) or answer 503 (False).
     fail_open: bool = True
+    # Seconds one storage call may take (connect, wait for a pooled connection, command).
     timeout: float = 0.25
+    # After a storage failure, skip the storage for this many seconds instead of waiting again.
+    cooldown: float = 1.0
+    # Connections in the process-wide blocking pool (redis:// only).
+    max_connections: int = 64
+    # Failed authentications per client IP before authentication answers 429.
     auth_failures: str = "10/minute"
     headers_on_success: bool = True
+    # Never counted (load balancer health checks).
+    exempt_paths: tuple[str, ...] = ("/healthz", "/readyz")
     key_prefix: str = "tframex-rl"
 
     @staticmethod
-    def _shorthand(value: Any, path: str) -> Mapping[str, Any]:
+    def _shorthand(value: Any, path: str) -> dict[str, Any]:
         if isinstance(value, bool):
             return {"enabled": value}
         raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
@@ -54,9 +86,20 @@ class RateLimitConfig:
         for role, limit in self.tiers.items():
             _check_limit(limit, f"{path}.tiers.{role}")
         for route, limit in self.routes.items():
+            _check_routes([route], f"{path}.routes.{route}")
             _check_limit(limit, f"{path}.routes.{route}")
+        _check_routes(self.routes, f"{path}.routes")
+        _check_routes(self.token_routes, f"{path}.token_routes")
         scheme = self.storage.split(":", 1)[0]
-        if scheme not in ("memory", "redis", "rediss", "async+redis"):
-            raise ConfigError(f"{path}.storage", f"unsupported scheme {scheme!r} (memory://, redis://)")
+        if scheme not in ("memory", "redis", "rediss", "async+redis", "async+rediss"):
+            raise ConfigError(f"{path}.storage", f"unsupported scheme {scheme!r} (memory://, redis://, rediss://)")
         if self.timeout <= 0:
             raise ConfigError(f"{path}.timeout", "must be greater than 0")
+        if self.cooldown < 0:
+            raise ConfigError(f"{path}.cooldown", "must not be negative")
+        if self.max_connections < 1:
+            raise ConfigError(f"{path}.max_connections", "must be at least 1")
+        if not self.key_by:
+            raise ConfigError(f"{path}.key_by", "needs at least one of api_key, user, ip")
+        if not self.key_prefix or any(c.isspace() for c in self.key_prefix):
+            raise ConfigError(f"{path}.key_prefix", "must be a non-empty string without spaces")

@@ -1,0 +1,31 @@
+"""Worker for the multi-process test: hits one limit concurrently against the shared Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from limits import parse
+
+
+def run(index: int, redis_url: str, prefix: str, strategies: list[str], hits: int, barrier: Any, out: Any) -> None:
+    from tests.ratelimit.helpers import config
+    from tframex_asgi.ratelimit import open_backend
+
+    results: dict[str, tuple[int, int]] = {}
+    for strategy in strategies:
+        # Generous timeout: the count must not depend on how busy the machine is.
+        cfg = config(storage=redis_url, strategy=strategy, key_prefix=prefix, timeout=20.0, max_connections=16)
+
+        async def burst() -> tuple[int, int]:
+            backend = open_backend(cfg)
+            item = parse("50/hour")
+            try:
+                answers = await asyncio.gather(*(backend.hit(item, "mp", strategy) for _ in range(hits)))
+            finally:
+                await backend.close()
+            return sum(answers), backend.stats.unavailable_total
+
+        barrier.wait(timeout=60)  # every process starts each burst together
+        results[strategy] = asyncio.run(burst())
+    out.put((index, results))

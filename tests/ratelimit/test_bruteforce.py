@@ -1,0 +1,54 @@
+"""Brute-force protection (contracts.md): a per-IP budget of failed authentications."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ratelimit.helpers import config
+from tests.ratelimit.test_redis import closed_port_url
+from tframex_asgi.ratelimit import AuthFailureGuard, open_backend
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window-counter"])
+async def test_blocks_an_ip_after_the_configured_failures(strategy: str) -> None:
+    guard = AuthFailureGuard(open_backend(config(strategy=strategy)), "3/minute")
+    for _ in range(3):
+        assert await guard.blocked("198.51.100.7") is None
+        await guard.record_failure("198.51.100.7")
+    wait = await guard.blocked("198.51.100.7")
+    assert wait is not None and 1.0 <= wait <= 60.0
+    assert await guard.blocked("198.51.100.8") is None  # other addresses are unaffected
+    assert guard.stats.auth_failures_recorded_total == 3 and guard.stats.auth_failures_blocked_total == 1
+
+
+async def test_unknown_ip_is_never_blocked() -> None:
+    guard = AuthFailureGuard(open_backend(config()), "1/minute")
+    await guard.record_failure(None)
+    assert await guard.blocked(None) is None
+
+
+async def test_shared_through_redis(redis_url: str, redis_prefix: str) -> None:
+    cfg = config(storage=redis_url, key_prefix=redis_prefix)
+    first, second = open_backend(cfg), open_backend(cfg)  # two workers
+    try:
+        a, b = AuthFailureGuard(first, "2/minute"), AuthFailureGuard(second, "2/minute")
+        await a.record_failure("203.0.113.1")
+        await b.record_failure("203.0.113.1")
+        assert await a.blocked("203.0.113.1") is not None
+        assert await b.blocked("203.0.113.1") is not None
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize(("fail_open", "blocked"), [(True, False), (False, True)])
+async def test_storage_outage_follows_the_policy(fail_open: bool, blocked: bool) -> None:
+    backend = open_backend(config(storage=closed_port_url(), timeout=0.2))
+    guard = AuthFailureGuard(backend, "2/minute", fail_open=fail_open)
+    try:
+        await guard.record_failure("203.0.113.9")  # never raises
+        wait = await guard.blocked("203.0.113.9")
+    finally:
+        await backend.close()
+    assert (wait is not None) is blocked
+    assert backend.stats.unavailable_total >= 1
