@@ -11,6 +11,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "ConfigError",
+    "ConflictError",
     "LLMError",
     "NotFoundError",
     "ServiceUnavailableError",
@@ -59,6 +60,13 @@ class ValidationError(TFrameXASGIError, ValueError):
 class NotFoundError(TFrameXASGIError, LookupError):
     code = "not_found"
     status = 404
+
+
+class ConflictError(TFrameXASGIError):
+    """The change conflicts with what is stored (a duplicate name, say)."""
+
+    code = "conflict"
+    status = 409
 
 
 class AuthenticationError(TFrameXASGIError):

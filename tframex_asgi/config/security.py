@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -25,6 +26,25 @@ PROVIDER_NAMES = ("api_key", "basic", "jwt", "oauth2")
 _PROVIDER_ALIASES = {"apikey": "api_key", "api-key": "api_key", "oidc": "oauth2"}
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_RESERVED_HEADERS = {"authorization", "cookie", "host", "content-type", "content-length"}
+# JWS algorithms an allow-list may name (RFC 7518 + EdDSA); anything else is a typo or an attack.
+JWS_ALGORITHMS = frozenset({
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519",
+})
+
+
+def _check_algorithms(algorithms: tuple[str, ...], path: str) -> None:
+    if not algorithms:
+        raise ConfigError(path, "needs at least one algorithm")
+    for i, alg in enumerate(algorithms):
+        if not isinstance(alg, str) or alg.strip().lower() == "none":
+            raise ConfigError(f"{path}[{i}]", "'none' is never allowed")
+        if alg not in JWS_ALGORITHMS:
+            raise ConfigError(f"{path}[{i}]", f"unknown algorithm {alg!r} ({', '.join(sorted(JWS_ALGORITHMS))})")
+
+
 def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
     if isinstance(value, bool):
         return {"enabled": value}
@@ -35,17 +55,40 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 class APIKeyConfig:
     enabled: bool = False
     header_name: str = "X-API-Key"
+    # Seconds a verified key is trusted without a database read (revocation elsewhere shows after this).
     cache_ttl: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if not _HEADER_NAME.match(self.header_name) or self.header_name.lower() in _RESERVED_HEADERS:
+            raise ConfigError(f"{path}.header_name", f"not a usable header name: {self.header_name!r}")
+        if self.cache_ttl < 0:
+            raise ConfigError(f"{path}.cache_ttl", "must be 0 or more")
 
 
 @dataclass(frozen=True)
 class BasicAuthConfig:
     enabled: bool = False
     realm: str = "tframex"
+    # Seconds a verified username/password stays cached (keyed by a peppered digest, per process).
+    cache_ttl: float = 30.0
+    # argon2id parameters (RFC 9106 low-memory profile); they apply to every stored password.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
 
     _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if '"' in self.realm or "\\" in self.realm or not self.realm.isprintable():
+            raise ConfigError(f"{path}.realm", "must be printable, without quotes or backslashes")
+        if self.cache_ttl < 0:
+            raise ConfigError(f"{path}.cache_ttl", "must be 0 or more")
+        if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:
+            raise ConfigError(f"{path}.argon2_time_cost", "argon2 time cost and parallelism must be at least 1")
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ConfigError(f"{path}.argon2_memory_kib", "must be at least 8 x argon2_parallelism")
 
 
 @dataclass(frozen=True)
@@ -62,15 +105,33 @@ class JWTConfig:
     roles_claim: str = "roles"
     scopes_claim: str = "scope"
     username_claim: str = "preferred_username"
+    # JWKS: fetch timeout, how long a fetched set is kept, and the least time between two
+    # refreshes forced by unknown kids (so random kids cannot make us hammer the IdP).
+    timeout: float = 5.0
+    jwks_cache_ttl: float = 3600.0
+    jwks_min_refresh_interval: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
-        for i, alg in enumerate(self.algorithms):
-            if alg.strip().lower() == "none":
-                raise ConfigError(f"{path}.algorithms[{i}]", "'none' is never allowed")
-        if self.enabled and not (self.secret or self.public_key or self.jwks_url):
+        _check_algorithms(self.algorithms, f"{path}.algorithms")
+        if not self.enabled:
+            return
+        if not (self.secret or self.public_key or self.jwks_url):
             raise ConfigError(path, "needs one of secret, public_key or jwks_url")
+        hmac_algs = [a for a in self.algorithms if a.startswith("HS")]
+        if hmac_algs and not self.secret:
+            raise ConfigError(f"{path}.secret", f"is required for {', '.join(hmac_algs)}")
+        if self.secret and "-----BEGIN" in self.secret:
+            raise ConfigError(f"{path}.secret", "looks like a PEM key: put public keys in public_key")
+        if self.secret and len(self.secret.encode()) < 32:
+            raise ConfigError(f"{path}.secret", "must be at least 32 bytes")
+        if len(hmac_algs) < len(self.algorithms) and not (self.public_key or self.jwks_url):
+            raise ConfigError(f"{path}.public_key", "or jwks_url is required for asymmetric algorithms")
+        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
+            raise ConfigError(f"{path}.jwks_url", "must be an http(s) URL")
+        if self.max_token_bytes < 256:
+            raise ConfigError(f"{path}.max_token_bytes", "must be at least 256")
 
 
 @dataclass(frozen=True)
@@ -81,16 +142,29 @@ class OAuth2Config:
     client_secret: str | None = None
     audience: str | None = None
     algorithms: tuple[str, ...] = ("RS256", "ES256")
+    # RFC 7662 for opaque tokens; needs client_id and client_secret (without them only JWT
+    # access tokens, verified with the discovered JWKS, are accepted).
     introspection: bool = True
     cache_ttl: float = 60.0
     timeout: float = 5.0
     roles_claim: str = "roles"
+    scopes_claim: str = "scope"
+    username_claim: str = "preferred_username"
+    leeway: float = 30.0
+    max_token_bytes: int = 8192
+    jwks_min_refresh_interval: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
+        _check_algorithms(self.algorithms, f"{path}.algorithms")
+        for i, alg in enumerate(self.algorithms):
+            if alg.startswith("HS"):
+                raise ConfigError(f"{path}.algorithms[{i}]", "symmetric algorithms cannot be verified with JWKS")
         if self.enabled and not self.issuer:
             raise ConfigError(f"{path}.issuer", "is required when oauth2 is enabled")
+        if self.issuer and not self.issuer.startswith(("https://", "http://")):
+            raise ConfigError(f"{path}.issuer", "must be an http(s) URL")
 
 
 @dataclass(frozen=True)
@@ -151,14 +225,53 @@ class RoleConfig:
 @dataclass(frozen=True)
 class RBACConfig:
     enabled: bool = True
+    # Every stored user holds this role too (None: only what was granted).
     default_role: str | None = "user"
+    # Seconds role tables and a user's grants are cached (changes made elsewhere show up after this).
     cache_ttl: float = 60.0
-    # Custom roles (merged over the seed's DEFAULT_ROLES).
-    roles: Mapping[str, RoleConfig] = field(default_factory=dict)
-    # Extra "METHOD /template" -> permission rules for routes of the wrapped app.
-    routes: Mapping[str, str] = field(default_factory=dict)
+    # Custom roles (merged over the seed's DEFAULT_ROLES; a seed role named here is replaced).
+    roles: dict[str, RoleConfig] = field(default_factory=dict)
+    # Extra "METHOD /template" -> permission (or "public") rules for routes of the wrapped app.
+    routes: dict[str, str] = field(default_factory=dict)
+    # Serve /admin/users, /admin/roles and /admin/api-keys from the TFrameX endpoint.
+    admin_api: bool = True
 
     _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        from tframex_asgi.paths import parse_rule
+        from tframex_asgi.rbac.permissions import DEFAULT_ROLES, PUBLIC, is_permission_name
+
+        if self.cache_ttl < 0:
+            raise ConfigError(f"{path}.cache_ttl", "must be 0 or more")
+        known_roles = set(DEFAULT_ROLES) | set(self.roles)
+        if self.default_role is not None and self.default_role not in known_roles:
+            raise ConfigError(f"{path}.default_role", f"unknown role {self.default_role!r}")
+        for name, role in self.roles.items():
+            if not re.match(r"^[a-z][a-z0-9_.-]{0,99}$", name):
+                raise ConfigError(f"{path}.roles.{name}", "a role name is a-z, 0-9, '_', '.', '-' from a letter on")
+            for i, perm in enumerate(role.permissions):
+                if not is_permission_name(perm):
+                    raise ConfigError(f"{path}.roles.{name}.permissions[{i}]", f"not a permission name: {perm!r}")
+            for i, parent in enumerate(role.inherits):
+                if parent not in known_roles:
+                    raise ConfigError(f"{path}.roles.{name}.inherits[{i}]", f"unknown role {parent!r}")
+        for name in self.roles:  # inheritance must be a DAG: a cycle is a config mistake
+            seen, todo = set(), list(self.roles[name].inherits)
+            while todo:
+                parent = todo.pop()
+                if parent == name:
+                    raise ConfigError(f"{path}.roles.{name}.inherits", "inheritance cycle")
+                if parent not in seen and parent in self.roles:
+                    seen.add(parent)
+                    todo.extend(self.roles[parent].inherits)
+        for rule, perm in self.routes.items():
+            try:
+                parse_rule(rule)
+            except ValueError as exc:
+                raise ConfigError(f"{path}.routes.{rule}", str(exc)) from None
+            if perm != PUBLIC and not is_permission_name(perm):
+                raise ConfigError(f"{path}.routes.{rule}", f"expected a permission name or {PUBLIC!r}, got {perm!r}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""What every auth provider shares: the provider protocol, credential errors, and where roles and
+permissions come from (the RBAC engine)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tframex_asgi.errors import AuthenticationError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from tframex_asgi.auth.principal import Principal
+    from tframex_asgi.services import Services
+    from tframex_asgi.types import Scope
+
+__all__ = [
+    "SEED_PERMISSIONS",
+    "AuthProvider",
+    "CredentialError",
+    "Credentials",
+    "IdPUnavailableError",
+    "PermissionResolver",
+]
+
+logger = logging.getLogger("tframex_asgi.auth")
+
+# The seed's PERMISSIONS names: a token scope naming one of these narrows what the token grants.
+SEED_PERMISSIONS = frozenset(
+    {
+        "agent.execute",
+        "agent.view",
+        "agent.manage",
+        "tool.call",
+        "tool.view",
+        "tool.manage",
+        "flow.execute",
+        "flow.view",
+        "flow.manage",
+        "data.read",
+        "data.write",
+        "data.delete",
+        "user.manage",
+        "role.manage",
+        "system.admin",
+        "metrics.view",
+        "audit.view",
+    }
+)
+
+
+class CredentialError(AuthenticationError):
+    """Credentials were offered and refused. ``reason`` is an audit reason (contracts.md); the
+    client only ever sees a generic message."""
+
+    def __init__(self, reason: str = "invalid_credentials") -> None:
+        super().__init__("invalid credentials")
+        self.reason = reason
+
+
+class IdPUnavailableError(ServiceUnavailableError):
+    """The identity provider (discovery, JWKS, introspection) could not be reached: 503, never allow."""
+
+    code = "idp_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The credential headers of one request, read once. ``ambiguous`` names a header that came
+    more than once (refused: which one would win differs between proxies)."""
+
+    authorization: str | None = None
+    api_key: str | None = None
+    ambiguous: str | None = None
+
+
+class AuthProvider(Protocol):
+    name: str  # "api_key" | "basic" | "jwt" | "oauth2"
+
+    def challenge(self) -> bytes:
+        """The WWW-Authenticate value for a 401."""
+        ...
+
+    def offered(self, creds: Credentials) -> str | None:
+        """The credential this provider handles, or None when the request carries none for it."""
+        ...
+
+    async def authenticate(self, credential: str, scope: Scope) -> Principal:
+        """The principal, or CredentialError / IdPUnavailableError."""
+        ...
+
+
+class PermissionResolver:
+    """Roles and permissions from the RBAC engine. ``rbac`` is anything with the engine's
+    ``roles_for_user`` / ``permissions_for_roles``; by default the stack's ``get_rbac(services)``,
+    obtained when the layer is built so the engine's startup hook is registered in time."""
+
+    def __init__(self, services: Services, rbac: Any = None) -> None:
+        if rbac is None:
+            from tframex_asgi.rbac.engine import get_rbac
+
+            rbac = get_rbac(services)
+        self.rbac = rbac
+        custom = services.config.security.rbac.roles
+        self._declared = SEED_PERMISSIONS | {p for role in custom.values() for p in role.permissions}
+
+    @property
+    def known(self) -> frozenset[str]:
+        """Every permission name: a token scope naming one of these narrows the grant."""
+        return self._declared | frozenset(getattr(self.rbac, "all_permissions", ()))
+
+    async def for_user(self, user_id: str, scopes: Iterable[str] = ()) -> tuple[frozenset[str], frozenset[str]]:
+        """A stored user's roles and permissions; ``scopes`` (an API key's) can only narrow them."""
+        roles = frozenset(await self.rbac.roles_for_user(user_id))
+        permissions = frozenset(self.rbac.permissions_for_roles(roles))
+        wanted = frozenset(scopes)
+        return roles, (permissions & wanted if wanted else permissions)
+
+    def for_token(self, roles: Iterable[str], token_scopes: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """An external identity: permissions of the token's roles, narrowed by the token's scope
+        values that name a permission. Scopes never widen; scopes such as ``openid`` are ignored."""
+        role_set = frozenset(r for r in roles if isinstance(r, str))
+        permissions = frozenset(self.rbac.permissions_for_roles(role_set))
+        known = self.known
+        named = {s for s in token_scopes if s in known or s in permissions}
+        return role_set, (permissions & named if named else permissions)

@@ -1,0 +1,208 @@
+"""The authentication layer: providers tried in the configured order, identity put in the scope.
+
+Every path needs credentials unless it is listed in ``security.public_paths`` (exact match:
+``/healthz/../agents`` is not ``/healthz``). A 401 names every enabled scheme in
+``WWW-Authenticate``; the body never says which part of a credential was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError, PermissionResolver
+from tframex_asgi.auth.principal import set_anonymous, set_principal
+from tframex_asgi.context import get_state
+from tframex_asgi.errors import ServiceUnavailableError, StorageError
+from tframex_asgi.http import send_json_error
+
+if TYPE_CHECKING:
+    from tframex_asgi.services import Services
+    from tframex_asgi.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["AuthenticationMiddleware", "build_layer", "build_providers"]
+
+logger = logging.getLogger("tframex_asgi.auth")
+
+# Headers some proxies and apps read as identity. A client must never set identity, so they are
+# removed before the app sees the request.
+SPOOFABLE = frozenset(
+    {
+        b"x-user-id",
+        b"x-user",
+        b"x-username",
+        b"x-role",
+        b"x-roles",
+        b"x-remote-user",
+        b"remote-user",
+        b"x-forwarded-user",
+        b"x-auth-user",
+        b"x-authenticated-user",
+        b"x-permissions",
+        b"x-scopes",
+    }
+)
+
+
+class AuthenticationMiddleware:
+    """Pure ASGI authentication: ``scope["user"]`` / ``scope["auth"]`` / ``state["principal"]``.
+
+    ``failures`` is the brute-force limiter (``blocked(ip)`` / ``record_failure(ip)``) when rate
+    limiting is on. With ``require_auth=False`` a request without credentials passes as
+    anonymous, but wrong credentials are still refused.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        providers: Sequence[AuthProvider],
+        *,
+        api_key_header: str | None = None,
+        public_paths: Iterable[str] = ("/healthz", "/readyz"),
+        require_auth: bool = True,
+        failures: Any = None,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one auth provider is needed")
+        self.app = app
+        self.providers = tuple(providers)
+        self.api_key_header = api_key_header.lower().encode("latin-1") if api_key_header else None
+        self.public_paths = frozenset(public_paths)
+        self.require_auth = require_auth
+        self.failures = failures
+        self.challenges = [(b"www-authenticate", p.challenge()) for p in self.providers]
+
+    def _credentials(self, scope: Scope) -> Credentials:
+        authorization: str | None = None
+        api_key: str | None = None
+        ambiguous: str | None = None
+        spoofed = False
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                if authorization is not None:
+                    ambiguous = "authorization"
+                authorization = value.decode("latin-1")
+            elif name == self.api_key_header:
+                if api_key is not None:
+                    ambiguous = "api_key"
+                api_key = value.decode("latin-1").strip()
+            elif name in SPOOFABLE:
+                spoofed = True
+        if spoofed:
+            scope["headers"] = [(n, v) for n, v in scope["headers"] if n not in SPOOFABLE]
+        return Credentials(authorization, api_key, ambiguous)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        creds = self._credentials(scope)
+        if scope["path"] in self.public_paths:
+            set_anonymous(scope)
+            await self.app(scope, receive, send)
+            return
+        state = get_state(scope)
+        if creds.ambiguous:
+            await self._reject(scope, send, 401, "invalid_credentials")
+            return
+        offered = [(p, c) for p in self.providers if (c := p.offered(creds)) is not None]
+        if not offered and creds.authorization is None and creds.api_key is None:
+            if self.require_auth:
+                await self._reject(scope, send, 401, "missing_credentials")
+                return
+            set_anonymous(scope)
+            await self.app(scope, receive, send)
+            return
+        # From here credentials were offered (possibly in a scheme no provider takes: refused).
+
+        ip = state.get("client_ip") or (scope.get("client") or (None,))[0]
+        if self.failures is not None:
+            wait = await self.failures.blocked(ip)
+            if wait:
+                await self._reject(scope, send, 429, "auth_failures_blocked", retry_after=wait)
+                return
+        reason: str | None = None
+        unavailable = False
+        for provider, credential in offered:
+            try:
+                principal = await provider.authenticate(credential, scope)
+            except CredentialError as exc:
+                reason = reason or exc.reason
+                continue
+            except (IdPUnavailableError, StorageError, ServiceUnavailableError) as exc:
+                # Fail closed: without the IdP or the store we cannot say yes, and must not say "wrong".
+                logger.warning("%s authentication unavailable: %s", provider.name, type(exc).__name__)
+                unavailable = True
+                continue
+            set_principal(scope, principal)
+            await self.app(scope, receive, send)
+            return
+        if unavailable:
+            await self._reject(scope, send, 503, "idp_unavailable")
+            return
+        if self.failures is not None:
+            await self.failures.record_failure(ip)
+        await self._reject(scope, send, 401, reason or "invalid_credentials")
+
+    async def _reject(self, scope: Scope, send: Send, status: int, reason: str, retry_after: float = 0) -> None:
+        get_state(scope)["audit_reason"] = reason
+        set_anonymous(scope)
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008 if status != 503 else 1013})
+            return
+        if status == 401:
+            message = "authentication required" if reason == "missing_credentials" else "invalid credentials"
+            await send_json_error(send, 401, "unauthenticated", message, self.challenges)
+        elif status == 429:
+            headers = [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())]
+            await send_json_error(send, 429, "too_many_auth_failures", "too many failed authentications", headers)
+        else:
+            await send_json_error(
+                send, 503, "idp_unavailable", "authentication is temporarily unavailable", [(b"retry-after", b"5")]
+            )
+
+
+def build_providers(services: Services) -> list[AuthProvider]:
+    """The enabled providers in trial order (API keys alone when none is enabled)."""
+    from tframex_asgi.auth.store import get_identity_store
+
+    cfg = services.config.security.auth_providers
+    resolver = PermissionResolver(services)
+    providers: list[AuthProvider] = []
+    for name in cfg.enabled_in_order:
+        if name == "api_key":
+            from tframex_asgi.auth.api_key import APIKeyProvider
+
+            providers.append(
+                APIKeyProvider(get_identity_store(services), resolver, services.clock, cfg.api_key.header_name)
+            )
+        elif name == "basic":
+            from tframex_asgi.auth.basic import BasicAuthProvider
+
+            providers.append(BasicAuthProvider(get_identity_store(services), resolver, cfg.basic.realm))
+        elif name == "jwt":
+            from tframex_asgi.auth.jwt import JWTProvider
+
+            providers.append(JWTProvider.from_config(cfg.jwt, services, resolver))
+        elif name == "oauth2":
+            from tframex_asgi.auth.oauth2 import OAuth2Provider
+
+            providers.append(OAuth2Provider.from_config(cfg.oauth2, services, resolver))
+    return providers
+
+
+def build_layer(app: ASGIApp, services: Services) -> ASGIApp | None:
+    security = services.config.security
+    providers = build_providers(services)
+    names = {p.name for p in providers}
+    return AuthenticationMiddleware(
+        app,
+        providers,
+        api_key_header=security.auth_providers.api_key.header_name if "api_key" in names else None,
+        public_paths=security.public_paths,
+        require_auth=security.require_auth,
+        failures=services.extras.get("auth_failures"),
+    )

@@ -1,0 +1,63 @@
+"""The authenticated identity: ``scope["user"]`` (Starlette ``BaseUser``-compatible) and its credentials.
+
+``scope["auth"]`` is Starlette's ``AuthCredentials`` holding the granted permissions, so
+``request.user``, ``request.auth`` and ``starlette.authentication.requires()`` work unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+
+from tframex_asgi.context import get_state
+from tframex_asgi.types import Scope
+
+__all__ = ["AUTH_METHODS", "Principal", "set_anonymous", "set_principal"]
+
+AUTH_METHODS = ("api_key", "basic", "jwt", "oauth2")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal(BaseUser):
+    """Who made the request, with roles and the permissions they grant (already narrowed by
+    API-key or token scopes)."""
+
+    id: str  # users.id (UUID) or the token subject for external identities
+    username: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    auth_method: str  # one of AUTH_METHODS
+    api_key_id: str | None = None
+    external: bool = False  # identity from a token: there is no users row
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.username
+
+    @property
+    def identity(self) -> str:
+        return self.id
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def __repr__(self) -> str:  # never anything secret: ids and names only
+        return f"Principal(id={self.id!r}, username={self.username!r}, auth_method={self.auth_method!r})"
+
+
+def set_principal(scope: Scope, principal: Principal) -> None:
+    """Put ``principal`` where Starlette and our own layers look for it."""
+    scope["user"] = principal
+    scope["auth"] = AuthCredentials(sorted(principal.permissions))
+    get_state(scope)["principal"] = principal
+
+
+def set_anonymous(scope: Scope) -> None:
+    """Public paths (and optional auth without credentials) pass as Starlette's anonymous user."""
+    scope["user"] = UnauthenticatedUser()
+    scope["auth"] = AuthCredentials([])
