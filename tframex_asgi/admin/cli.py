@@ -1,0 +1,73 @@
+"""Support for the ``users``, ``roles`` and ``keys`` subcommands: one short-lived stack of
+services (storage, RBAC, identity store, audit when configured) per command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from tframex_asgi.admin.service import AdminService, get_admin
+from tframex_asgi.config import EnterpriseConfig
+from tframex_asgi.errors import NotFoundError
+from tframex_asgi.services import Services
+
+__all__ = ["KEY_WARNING", "print_rows", "resolve_user", "run_admin", "with_admin"]
+
+T = TypeVar("T")
+logger = logging.getLogger("tframex_asgi.cli")
+KEY_WARNING = "This API key is shown ONCE and cannot be recovered: store it now."
+
+
+async def with_admin(config: EnterpriseConfig, work: Callable[[AdminService], Awaitable[T]]) -> T:
+    services = Services(config)
+    if config.security.enabled and config.security.audit.level != "off":
+        try:  # CLI changes are audited like HTTP ones
+            from tframex_asgi.audit.logger import get_audit
+
+            get_audit(services)
+        except ImportError:
+            logger.warning("audit is configured but not available: this change is not audited")
+    admin = get_admin(services)
+    await services.startup()
+    try:
+        return await work(admin)
+    finally:
+        await services.shutdown()  # flushes the audit queue
+
+
+def run_admin(args: argparse.Namespace, work: Callable[[AdminService], Awaitable[T]]) -> T:
+    from tframex_asgi.cli.common import config_from_args
+
+    return asyncio.run(with_admin(config_from_args(args), work))
+
+
+async def resolve_user(admin: AdminService, ref: str) -> dict[str, Any]:
+    """A user by id or by username."""
+    row = await admin.identity.get_user(ref) or await admin.identity.get_user_by_username(ref)
+    if row is None:
+        raise NotFoundError(f"no user with id or username {ref!r}")
+    return row
+
+
+def print_rows(rows: Iterable[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    rows = list(rows)
+    if as_json:
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        print()
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)

@@ -1,0 +1,211 @@
+"""Path normalisation that cannot be talked around, and a (method, path) -> value route table.
+
+ASGI servers hand us two views of the request path: ``scope["path"]`` (percent-decoded; uvicorn
+turns ``%2F`` into ``/`` and ``%2e%2e`` into ``..``) and ``scope["raw_path"]`` (as sent). Starlette
+routes on the decoded one, other frameworks on the raw one. :func:`normalize_path` therefore
+accepts a path only when both views name the same segments, and rejects (``None``) anything that
+a server, proxy or framework could read two ways: dot segments, empty segments (``//``), encoded
+slashes or backslashes, double encoding, ``;`` parameters, control characters. It does not guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from urllib.parse import unquote_to_bytes
+
+from tframex_asgi.types import Scope
+
+__all__ = ["ANY_METHOD", "STANDARD_METHODS", "RouteTable", "normalize_path", "parse_rule", "route_path"]
+
+T = TypeVar("T")
+
+ANY_METHOD = "*"
+# What "*" (or a rule without a method) covers. OPTIONS/TRACE/CONNECT are never implied.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+MAX_PATH = 8192
+
+_METHOD = re.compile(r"^[A-Z]{1,16}$")
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|path|uuid))?\}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Characters that mean something else to some server, proxy or framework in a decoded path.
+_BAD_CHARS = frozenset("\\;%?#") | frozenset(chr(c) for c in (*range(32), 127))
+_BAD_RE = re.compile(r"[\\;%?#\x00-\x1f\x7f]")
+# Encodings that change the segment structure when a second party decodes them.
+_BAD_ENCODINGS = (b"%2f", b"%5c", b"%00", b"%25")
+
+
+def route_path(scope: Scope) -> str:
+    """The path Starlette routes on: ``path`` without ``root_path`` (as ``get_route_path`` does)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "") or ""
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
+
+
+def normalize_path(scope: Scope) -> str | None:
+    """The canonical route path of ``scope`` (no trailing slash), or ``None`` when malformed."""
+    path = scope.get("path")
+    if not isinstance(path, str) or len(path) > MAX_PATH:
+        return None
+    raw = scope.get("raw_path")
+    if raw is not None:
+        if not isinstance(raw, bytes | bytearray):
+            return None
+        raw = bytes(raw).split(b"?", 1)[0]  # some servers leave the query on raw_path
+        try:
+            if b"%" in raw:
+                lowered = raw.lower()
+                if any(bad in lowered for bad in _BAD_ENCODINGS):
+                    return None
+                decoded = unquote_to_bytes(raw).decode("utf-8")
+            else:
+                decoded = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        root = scope.get("root_path", "") or ""
+        # Servers disagree on whether path includes root_path; raw_path always holds the full target.
+        if decoded != path and decoded != root + path:
+            return None
+    rpath = route_path(scope) or "/"
+    if rpath[0] != "/" or _BAD_RE.search(rpath) or "//" in rpath:
+        return None
+    if len(rpath) > 1 and rpath[-1] == "/":
+        rpath = rpath[:-1]  # one trailing slash is the same route (Starlette redirects it)
+    probe = rpath + "/"
+    if "/./" in probe or "/../" in probe:
+        return None
+    return rpath
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    kind: int  # 0 literal, 1 single-segment parameter, 2 rest-of-path parameter
+    text: str  # casefolded literal, or the convertor name for parameters
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule(Generic[T]):
+    template: str
+    segments: tuple[_Segment, ...]
+    value: T
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        # Literal beats parameter beats rest-of-path, position by position (so /admin/{x} wins
+        # over /{a}/{b} for "/admin/users", whatever order the rules were added in).
+        return (*(s.kind for s in self.segments), 3)
+
+    def matches(self, parts: list[str]) -> bool:
+        """``parts``: the casefolded segments of a normalised path."""
+        segments = self.segments
+        if len(parts) < len(segments) or (len(parts) > len(segments) and (not segments or segments[-1].kind != 2)):
+            return False
+        for seg, part in zip(segments, parts, strict=False):
+            if seg.kind == 0:
+                if part != seg.text:
+                    return False
+            elif seg.kind == 1 and (
+                (seg.text == "int" and not part.isdigit()) or (seg.text == "uuid" and not _UUID.match(part))
+            ):
+                return False
+        return True
+
+
+def parse_rule(rule: str) -> tuple[str, str]:
+    """``"POST /agents/{name}/run"`` -> ``("POST", "/agents/{name}/run")``; a bare template means ``*``."""
+    parts = rule.split()
+    if len(parts) == 1:
+        method, template = ANY_METHOD, parts[0]
+    elif len(parts) == 2:
+        method, template = parts
+    else:
+        raise ValueError(f"expected 'METHOD /template', got {rule!r}")
+    if method != ANY_METHOD and not _METHOD.match(method):
+        raise ValueError(f"bad HTTP method {method!r} in {rule!r} (use upper case, or '*')")
+    if not template.startswith("/"):
+        raise ValueError(f"the template must start with '/': {rule!r}")
+    return method, template
+
+
+def _compile(template: str) -> tuple[str, tuple[_Segment, ...]]:
+    pieces = template.split("/")[1:]
+    if pieces and pieces[-1] == "":
+        pieces.pop()
+    segments: list[_Segment] = []
+    for i, piece in enumerate(pieces):
+        param = _PARAM.match(piece)
+        if param:
+            convertor = param.group(2) or "str"
+            if convertor == "path" and i != len(pieces) - 1:
+                raise ValueError(f"a {{name:path}} parameter must be the last segment: {template!r}")
+            segments.append(_Segment(2 if convertor == "path" else 1, convertor))
+        elif not piece or piece in (".", "..") or "{" in piece or "}" in piece or any(c in _BAD_CHARS for c in piece):
+            raise ValueError(f"bad segment {piece!r} in template {template!r}")
+        else:
+            segments.append(_Segment(0, piece.casefold()))
+    return "/" + "/".join(pieces), tuple(segments)
+
+
+class RouteTable(Generic[T]):
+    """Rules ``"METHOD /template"`` -> value, matched against normalised paths.
+
+    Literal segments compare case-insensitively, so a case variant of a route always needs the
+    same permission as the route itself (whether or not the app is case-sensitive). ``HEAD``
+    falls back to ``GET``. The most specific template wins; a method-specific rule beats ``*``.
+    """
+
+    def __init__(self, rules: Mapping[str, T] | Iterable[tuple[str, T]] = ()) -> None:
+        self._rules: dict[str, list[_Rule[T]]] = {}
+        self._exact: dict[tuple[str, str], _Rule[T]] = {}
+        items = rules.items() if isinstance(rules, Mapping) else rules
+        for rule, value in items:
+            self.add(rule, value)
+
+    def add(self, rule: str, value: T) -> None:
+        method, raw_template = parse_rule(rule)
+        template, segments = _compile(raw_template)
+        compiled = _Rule(template, segments, value)
+        bucket = self._rules.setdefault(method, [])
+        if any(r.segments == segments for r in bucket):
+            raise ValueError(f"duplicate route rule {method} {template}")
+        bucket.append(compiled)
+        bucket.sort(key=lambda r: r.specificity)
+        if all(s.kind == 0 for s in segments):
+            self._exact[(method, "/" + "/".join(s.text for s in segments))] = compiled
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._rules.values())
+
+    def _find(self, method: str, key: str, parts: list[str]) -> _Rule[T] | None:
+        exact = self._exact.get((method, key))
+        if exact is not None:
+            return exact
+        for rule in self._rules.get(method, ()):
+            if rule.matches(parts):
+                return rule
+        return None
+
+    def match(self, method: str, path: str) -> tuple[str, T] | None:
+        """``(template, value)`` for a normalised ``path``, or ``None`` when no rule covers it."""
+        key = path.casefold()
+        parts = key.split("/")[1:]
+        if parts == [""]:
+            parts = []
+        for candidate in (method, "GET") if method == "HEAD" else (method,):
+            found = self._find(candidate, key, parts)
+            if found is None and candidate in STANDARD_METHODS:
+                found = self._find(ANY_METHOD, key, parts)
+            if found is not None:
+                return found.template, found.value
+        return None
+
+    def methods_for(self, path: str) -> frozenset[str]:
+        """Methods with a rule for ``path`` (for error messages and docs)."""
+        methods = {m for m in (*self._rules, *STANDARD_METHODS) if self.match(m, path) is not None}
+        return frozenset(methods)

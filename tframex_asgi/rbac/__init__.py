@@ -1,0 +1,44 @@
+"""Role-based access control: the engine, the authorization layer and route guards.
+
+Imports are lazy so :mod:`tframex_asgi.config` can use :mod:`tframex_asgi.rbac.permissions`
+without pulling in the engine (which imports the config).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tframex_asgi.rbac.permissions import DEFAULT_ROLES, PERMISSIONS
+
+if TYPE_CHECKING:  # real types for checkers; lazy at run time
+    from tframex_asgi.rbac.engine import RBACEngine, get_rbac
+    from tframex_asgi.rbac.guard import RequirePermission, owns, require_permission
+    from tframex_asgi.rbac.layer import AuthorizationMiddleware
+
+__all__ = [
+    "DEFAULT_ROLES",
+    "PERMISSIONS",
+    "AuthorizationMiddleware",
+    "RBACEngine",
+    "RequirePermission",
+    "get_rbac",
+    "owns",
+    "require_permission",
+]
+
+_LAZY = {
+    "AuthorizationMiddleware": "tframex_asgi.rbac.layer",
+    "RBACEngine": "tframex_asgi.rbac.engine",
+    "get_rbac": "tframex_asgi.rbac.engine",
+    "RequirePermission": "tframex_asgi.rbac.guard",
+    "require_permission": "tframex_asgi.rbac.guard",
+    "owns": "tframex_asgi.rbac.guard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,149 @@
+"""The authorization layer: deny by default, one permission per (method, route template).
+
+Runs after authentication, so ``scope["auth"].scopes`` already holds the caller's permissions
+(narrowed by API-key or token scopes). Decisions, in order:
+
+1. a path that :func:`tframex_asgi.paths.normalize_path` cannot read one way only: 400 ``bad_path``;
+2. a method-override header naming another method: 403 (frameworks that honour it would run a
+   handler we did not authorize);
+3. no rule for (method, path): 403 ``unmapped_route``. That covers OPTIONS, TRACE, lower-case
+   and unknown methods: only HEAD borrows GET's rule;
+4. a ``public`` rule passes; otherwise no identity: 401, missing permission: 403 ``forbidden``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from tframex_asgi.context import get_state
+from tframex_asgi.http import send_json_error
+from tframex_asgi.paths import RouteTable, normalize_path, parse_rule
+from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
+from tframex_asgi.services import Services
+from tframex_asgi.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table"]
+
+logger = logging.getLogger("tframex_asgi.rbac")
+_OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
+UNMATCHED = "<unmatched>"
+
+
+def build_route_table(
+    routes: Mapping[str, str] | None = None, *, public_paths: Iterable[str] = (), endpoint_routes: bool = True
+) -> RouteTable[str]:
+    """The endpoint's rules, then ``public_paths`` (GET/HEAD), then ``routes`` (later ones win)."""
+    merged: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def put(rule: str, value: str) -> None:
+        method, template = parse_rule(rule)
+        merged[(method, template.rstrip("/").casefold() or "/")] = (f"{method} {template}", value)
+
+    for rule, value in ENDPOINT_ROUTES.items() if endpoint_routes else ():
+        put(rule, value)
+    for path in public_paths:
+        put(f"GET {path}", PUBLIC)
+    for rule, value in (routes or {}).items():
+        put(rule, value)
+    return RouteTable(merged.values())
+
+
+class AuthorizationMiddleware:
+    """Pure ASGI authorization by route table. Works alone behind any layer (Starlette's own
+    ``AuthenticationMiddleware`` included) that sets ``scope["user"]`` and ``scope["auth"]``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Mapping[str, str] | RouteTable[str] | None = None,
+        public_paths: Iterable[str] = ("/healthz", "/readyz"),
+        endpoint_routes: bool = True,
+        challenge: str = "ApiKey",
+    ) -> None:
+        self.app = app
+        if isinstance(routes, RouteTable):
+            self.table = routes
+        else:
+            self.table = build_route_table(routes or {}, public_paths=public_paths, endpoint_routes=endpoint_routes)
+        if not challenge.isascii():
+            raise ValueError("challenge must be ASCII")
+        self.challenge = challenge.encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = get_state(scope)
+        # A websocket handshake is authorized by explicit "WEBSOCKET /path" rules only.
+        method = scope.get("method", "") if kind == "http" else "WEBSOCKET"
+        path = normalize_path(scope)
+        if path is None:
+            state["route"] = UNMATCHED
+            await self._deny(scope, send, 400, "bad_path", "bad_path", "the request path is malformed")
+            return
+        for name, value in scope.get("headers", ()):
+            if name.lower() in _OVERRIDE_HEADERS and value.strip().upper() != method.encode("latin-1"):
+                state["route"] = UNMATCHED
+                await self._deny(scope, send, 403, "forbidden", "forbidden", "method override headers are refused")
+                return
+        found = self.table.match(method, path)
+        if found is None:
+            state["route"] = UNMATCHED
+            await self._deny(scope, send, 403, "forbidden", "unmapped_route", "no permission grants this route")
+            return
+        template, permission = found
+        state["route"] = template
+        state["permission"] = permission
+        if permission != PUBLIC:
+            user = scope.get("user")
+            if user is None or not getattr(user, "is_authenticated", False):
+                await self._deny(scope, send, 401, "unauthenticated", "missing_credentials", "authentication required")
+                return
+            if permission not in getattr(scope.get("auth"), "scopes", ()):
+                await self._deny(scope, send, 403, "forbidden", "forbidden", f"missing permission {permission}")
+                return
+        await self.app(scope, receive, send)
+
+    async def _deny(self, scope: Scope, send: Send, status: int, code: str, reason: str, message: str) -> None:
+        get_state(scope)["audit_reason"] = reason
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+            return
+        headers = [(b"www-authenticate", self.challenge)] if status == 401 else []
+        await send_json_error(send, status, code, message, headers)
+
+
+def _challenge(services: Services) -> str:
+    providers = services.config.security.auth_providers
+    enabled = providers.enabled_in_order
+    parts = []
+    if "api_key" in enabled:
+        parts.append(f'ApiKey header="{providers.api_key.header_name}"')
+    if "basic" in enabled:
+        parts.append(f'Basic realm="{providers.basic.realm}"')
+    if "jwt" in enabled or "oauth2" in enabled:
+        parts.append("Bearer")
+    return ", ".join(parts) or "ApiKey"
+
+
+def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
+    """Stack builder: seeds RBAC at startup, registers the admin API, wraps ``app``."""
+    from tframex_asgi.rbac.engine import get_rbac
+
+    security = services.config.security
+    get_rbac(services)
+    if security.rbac.admin_api:
+        from tframex_asgi.admin.routes import admin_routes
+
+        services.extras.setdefault("routes", []).extend(admin_routes(services))
+    rules: dict[str, str] = {}
+    prometheus = services.config.metrics.backends.prometheus
+    if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
+        rules[f"GET {prometheus.path}"] = "metrics.view"
+    rules.update(security.rbac.routes)
+    table = build_route_table(rules, public_paths=security.public_paths)
+    logger.debug("authorization: %d route rules", len(table))
+    return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))
