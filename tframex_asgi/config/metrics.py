@@ -48,7 +48,8 @@ class StatsDConfig:
     host: str = "localhost"
     port: int = 8125
     prefix: str = "tframex"
-    tags: Mapping[str, str] = field(default_factory=dict)
+    # dict, not Mapping: the config parser coerces dict[...] fields (into a read-only mapping).
+    tags: dict[str, str] = field(default_factory=dict)
     max_packet_bytes: int = 1432
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -64,7 +65,7 @@ class OpenTelemetryConfig:
     endpoint: str | None = None
     service_name: str = "tframex-asgi"
     sample_ratio: float = 1.0
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     _shorthand = staticmethod(_enabled_shorthand)
 
@@ -77,7 +78,7 @@ class OpenTelemetryConfig:
 class CustomBackendConfig:
     # "package.module:ClassName" or "package.module.ClassName"
     class_path: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     _aliases: ClassVar[dict[str, str]] = {"class": "class_path"}
 
@@ -121,5 +122,13 @@ class MetricsConfig:
     backends: MetricsBackendsConfig = field(default_factory=MetricsBackendsConfig)
     export_interval: float = 60.0
     high_availability: bool = False
+    # Series per metric before new label sets collapse into one "<other>" series.
+    max_series: int = 1000
 
     _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if not self.export_interval > 0:
+            raise ConfigError(f"{path}.export_interval", f"must be above 0, got {self.export_interval}")
+        if self.max_series < 1:
+            raise ConfigError(f"{path}.max_series", f"must be at least 1, got {self.max_series}")
