@@ -17,6 +17,10 @@ class AuditConfig:
     level: Literal["full", "security", "off"] = "security"
     redact_fields: tuple[str, ...] = ()
     hash_chain: bool = True
+    # With a key, row hashes are HMAC-SHA-256: whoever can write the table cannot forge a chain.
+    hmac_key: str | None = None
+    # Security events (401/403/413/429) are also written to the seed's events table.
+    events_table: bool = True
 
     @staticmethod
     def _shorthand(value: Any, path: str) -> Mapping[str, Any]:
@@ -25,3 +29,19 @@ class AuditConfig:
         if isinstance(value, str):
             return {"level": value}
         raise ConfigError(path, f"expected a mapping, a level or true/false, got {value!r}")
+
+    def _check(self, path: str) -> None:
+        if self.level not in ("full", "security", "off"):
+            raise ConfigError(f"{path}.level", f"expected full, security or off, got {self.level!r}")
+        if self.hmac_key is not None and len(self.hmac_key) < 16:
+            raise ConfigError(f"{path}.hmac_key", "must be at least 16 characters")
+        if self.hmac_key is not None and not self.hash_chain:
+            raise ConfigError(f"{path}.hmac_key", "needs hash_chain: true")
+
+    def __repr__(self) -> str:
+        # The key must not show up in logs or tracebacks that print the config.
+        key = "***" if self.hmac_key else None
+        return (
+            f"AuditConfig(level={self.level!r}, redact_fields={self.redact_fields!r}, "
+            f"hash_chain={self.hash_chain!r}, hmac_key={key!r}, events_table={self.events_table!r})"
+        )

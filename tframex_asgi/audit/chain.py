@@ -1,0 +1,260 @@
+"""Tamper evidence: every audit row carries a hash chained to the previous row of its chain.
+
+One chain per :class:`~tframex_asgi.audit.logger.AuditLogger` (a random ``chain_id`` per
+process start, ``seq`` from 1), so several workers writing one database never contend for a
+shared "last hash". ``row_hash = H(canonical JSON of every column except row_hash)``, where the
+columns include ``chain_id``, ``seq`` and ``prev_hash``; H is SHA-256, or HMAC-SHA-256 when
+``audit.hmac_key`` is set (then someone who can write the table cannot recompute hashes).
+A clean shutdown appends an ``audit.chain_end`` row, which makes the tail truncation of a
+closed chain detectable. See docs/audit.md for what is and is not detected.
+
+Values are canonicalised so a row reads back with the same hash from every backend: UUIDs and
+INET values as text, timestamps as naive UTC ISO with microseconds, JSON columns parsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CHAIN_END_ACTION",
+    "GENESIS",
+    "HASHED_COLUMNS",
+    "ChainProblem",
+    "ChainSigner",
+    "Verifier",
+    "VerifyReport",
+    "canonical_bytes",
+    "compute_hash",
+    "verify_rows",
+]
+
+CHAIN_END_ACTION = "audit.chain_end"
+GENESIS = "0" * 64
+# user_id is left out: it references users(id), and the write queue clears a reference to a user
+# deleted before the row reached the database. The actor's id is hashed inside new_values, and
+# verify requires user_id to be NULL or that id, so it still cannot be pointed at someone else.
+HASHED_COLUMNS = (
+    "id", "chain_id", "seq", "prev_hash", "action", "resource_type", "resource_id", "old_values",
+    "new_values", "ip_address", "user_agent", "created_at", "status", "reason", "request_id",
+)  # fmt: skip
+_JSON_COLUMNS = frozenset({"old_values", "new_values"})
+
+
+def _canon_time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return str(value.isoformat(sep="T", timespec="microseconds"))
+    return str(value)
+
+
+def _canon_json(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return _canon_numbers(value)
+
+
+def _canon_numbers(value: Any) -> Any:
+    # JSONB gives 1.0 back as 1.0 and SQLite's json as 1: compare integral floats as ints.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canon_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canon_numbers(v) for v in value]
+    return value
+
+
+def _canon_ip(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        return ipaddress.ip_interface(text).ip.compressed
+    except ValueError:
+        return text
+
+
+def _actor_id(row: Mapping[str, Any]) -> str | None:
+    values = _canon_json(row.get("new_values"))
+    actor = values.get("actor") if isinstance(values, dict) else None
+    found = actor.get("id") if isinstance(actor, dict) else None
+    return None if found is None else str(found)
+
+
+def canonical(row: Mapping[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+    """The hashed columns of ``row`` in the form every backend reads back identically.
+
+    ``fresh``: the row was just built by the logger (JSON values already plain, without floats;
+    the address already compressed), so the costly read-back normalisation is skipped.
+    """
+    out: dict[str, Any] = {}
+    for col in HASHED_COLUMNS:
+        value = row.get(col)
+        if col == "created_at":
+            value = _canon_time(value)
+        elif fresh:
+            pass
+        elif col in _JSON_COLUMNS:
+            value = _canon_json(value)
+        elif col == "ip_address":
+            value = _canon_ip(value)
+        elif col == "seq":
+            value = None if value is None else int(value)
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        out[col] = value
+    return out
+
+
+def canonical_bytes(row: Mapping[str, Any], *, fresh: bool = False) -> bytes:
+    body = canonical(row, fresh=fresh)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def compute_hash(row: Mapping[str, Any], key: bytes | None = None, *, fresh: bool = False) -> str:
+    data = canonical_bytes(row, fresh=fresh)
+    if key:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+class ChainSigner:
+    """Numbers and hashes the rows of one chain, in the order they are submitted."""
+
+    def __init__(self, key: bytes | None = None, chain_id: str | None = None) -> None:
+        self.key = key
+        self.chain_id = chain_id or uuid.uuid4().hex
+        self.seq = 0
+        self.last_hash = GENESIS
+        # log_change may be called from a thread (CLI, sync admin code): seq and hash must not race.
+        self._lock = threading.Lock()
+
+    def sign(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Add chain_id, seq, prev_hash and row_hash to ``row`` (in place) and return it."""
+        with self._lock:
+            self.seq += 1
+            row["chain_id"] = self.chain_id
+            row["seq"] = self.seq
+            row["prev_hash"] = self.last_hash
+            row["row_hash"] = compute_hash(row, self.key, fresh=True)
+            self.last_hash = row["row_hash"]
+        return row
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    chain_id: str | None
+    seq: int | None
+    row_id: str | None
+    kind: str  # hash_mismatch | broken_link | missing_rows | duplicate_seq | rows_after_end | user_mismatch
+    detail: str
+
+    def __str__(self) -> str:
+        return f"chain {self.chain_id} seq {self.seq} (row {self.row_id}): {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    rows: int = 0
+    chains: int = 0
+    closed_chains: int = 0
+    open_chains: list[str] = field(default_factory=list)
+    unchained_rows: int = 0
+    problems: list[ChainProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Verifier:
+    """Checks rows fed in (chain_id, seq) order, one chain after another, in constant memory."""
+
+    def __init__(self, key: bytes | None = None, max_problems: int = 100) -> None:
+        self.key = key
+        self.max_problems = max_problems
+        self.report = VerifyReport()
+        self._chain: str | None = None
+        self._seq = 0
+        self._last = GENESIS
+        self._ended = False
+
+    def _problem(self, row: Mapping[str, Any], kind: str, detail: str) -> None:
+        if len(self.report.problems) < self.max_problems:
+            seq = row.get("seq")
+            self.report.problems.append(
+                ChainProblem(self._chain, None if seq is None else int(seq), str(row.get("id")), kind, detail)
+            )
+
+    def _close_chain(self) -> None:
+        if self._chain is None:
+            return
+        if self._ended:
+            self.report.closed_chains += 1
+        else:
+            self.report.open_chains.append(self._chain)
+
+    def feed(self, row: Mapping[str, Any]) -> None:
+        self.report.rows += 1
+        chain_id = row.get("chain_id")
+        if chain_id is None or row.get("seq") is None:
+            self.report.unchained_rows += 1
+            return
+        chain_id = str(chain_id)
+        if chain_id != self._chain:
+            self._close_chain()
+            self.report.chains += 1
+            self._chain, self._seq, self._last, self._ended = chain_id, 0, GENESIS, False
+        seq = int(row["seq"])
+        if seq == self._seq:
+            self._problem(row, "duplicate_seq", f"seq {seq} appears more than once")
+            return
+        if self._ended:
+            self._problem(row, "rows_after_end", "row after the chain's end record")
+        if seq != self._seq + 1:
+            missing = f"{self._seq + 1}" if seq == self._seq + 2 else f"{self._seq + 1}..{seq - 1}"
+            self._problem(row, "missing_rows", f"rows with seq {missing} are missing (deleted or truncated)")
+        elif row.get("prev_hash") != self._last:
+            self._problem(row, "broken_link", "prev_hash does not match the previous row's row_hash (reordered?)")
+        if row.get("user_id") is not None and str(row["user_id"]) != _actor_id(row):
+            self._problem(row, "user_mismatch", "user_id differs from the hashed actor id (edited)")
+        expected = compute_hash(row, self.key)
+        if not hmac.compare_digest(str(row.get("row_hash")), expected):
+            self._problem(row, "hash_mismatch", "row content does not match its row_hash (edited)")
+        self._seq = seq
+        self._last = str(row.get("row_hash"))
+        self._ended = row.get("action") == CHAIN_END_ACTION
+
+    def finish(self) -> VerifyReport:
+        self._close_chain()
+        self._chain = None
+        return self.report
+
+
+def verify_rows(rows: Iterable[Mapping[str, Any]], key: bytes | None = None) -> VerifyReport:
+    """Verify rows in any order (sorted here by chain and seq); for tests and small exports."""
+    verifier = Verifier(key)
+    for row in sorted(rows, key=lambda r: (str(r.get("chain_id") or ""), int(r.get("seq") or 0))):
+        verifier.feed(row)
+    return verifier.finish()

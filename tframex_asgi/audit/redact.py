@@ -1,0 +1,145 @@
+"""Redaction and escaping: nothing secret and no control character ever reaches an audit row.
+
+Every value the audit logger writes goes through :func:`sanitize` (JSON values) or
+:func:`escape_text` (text columns). Redaction is by key name (the defaults below plus
+``audit.redact_fields``) and by value shape (``Bearer ...``, ``Basic ...``, JWTs), so a secret
+under an unexpected key name is still caught when it looks like a credential.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+__all__ = ["REDACTED", "SENSITIVE_KEYS", "Redactor", "escape_text", "truncate"]
+
+REDACTED = "[REDACTED]"
+
+# Exact key names (normalised: lower case, '-' -> '_') that always hold secrets.
+SENSITIVE_KEYS = frozenset(
+    {
+        "authorization", "proxy_authorization", "cookie", "set_cookie", "x_api_key", "api_key", "apikey", "key",
+        "password", "passwd", "pwd", "new_password", "old_password", "password_hash", "key_hash", "secret",
+        "client_secret", "token", "access_token", "refresh_token", "id_token", "session", "session_id",
+        "sessionid", "csrf_token", "private_key", "credentials", "credential", "signature", "sig", "code",
+        "assertion", "client_assertion", "otp", "pin",
+    }
+)  # fmt: skip
+# Suffixes catching the rest of the family (user_password, github_token, aws_secret, signing_key).
+_SENSITIVE_SUFFIXES = ("_password", "_passwd", "_secret", "_token", "_key", "_apikey", "_credentials", "_cookie")
+# Values that are credentials whatever their key: auth schemes and compact JWS/JWE.
+_SECRET_VALUE = re.compile(
+    r"^\s*(?:(?:bearer|basic|digest|negotiate|token|apikey)\s+\S+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.)",
+    re.IGNORECASE,
+)
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# C0, DEL, C1 and the Unicode line/paragraph separators that log viewers treat as newlines.
+_CONTROL = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MAX_DEPTH = 12
+_MAX_INT = 2**53
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    known = _ESCAPES.get(ch)
+    if known is not None:
+        return known
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_text(value: str) -> str:
+    """Backslash-escape control characters (CR/LF included) and backslash itself, so one record
+    is always one line and a forged ``\\n`` cannot be told apart from an escaped one."""
+    return _CONTROL.sub(_escape_char, value)
+
+
+def truncate(value: str | None, limit: int) -> str | None:
+    """Cut to a column's width (PostgreSQL rejects the whole batch on an over-long value)."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 3] + "..."
+
+
+def _norm(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+class Redactor:
+    """Redacts by key name (defaults plus ``extra_fields``) and by credential-shaped values."""
+
+    def __init__(self, extra_fields: Iterable[str] = ()) -> None:
+        self.keys = SENSITIVE_KEYS | {_norm(f) for f in extra_fields}
+
+    def is_sensitive_key(self, key: str) -> bool:
+        norm = _norm(key)
+        return norm in self.keys or norm.endswith(_SENSITIVE_SUFFIXES)
+
+    def text(self, value: str) -> str:
+        """A free-text value: redacted when it looks like a credential, always escaped."""
+        return REDACTED if _SECRET_VALUE.match(value) else escape_text(value)
+
+    def sanitize(self, value: Any, _depth: int = 0) -> Any:
+        """A JSON-safe, redacted, escaped copy of ``value``.
+
+        Floats become ints when integral and strings when not representable exactly, so the
+        value reads back from JSONB/SQLite identical (the row hash depends on it).
+        """
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if -_MAX_INT < value < _MAX_INT else str(value)
+        if isinstance(value, float):
+            if math.isfinite(value) and value.is_integer() and abs(value) < _MAX_INT:
+                return int(value)
+            return repr(value)
+        if isinstance(value, str):
+            return self.text(value)
+        if _depth >= _MAX_DEPTH:
+            return "[TRUNCATED]"
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                key = escape_text(str(k))
+                out[key] = REDACTED if self.is_sensitive_key(str(k)) and v is not None else self.sanitize(v, _depth + 1)
+            return out
+        if isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+            return [self.sanitize(v, _depth + 1) for v in items]
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, bytes | bytearray):
+            return f"[{len(value)} bytes]"
+        return self.text(str(value))
+
+    def mask(self, value: Any, _depth: int = 0) -> Any:
+        """``value`` with sensitive keys redacted, nothing else changed (for reading rows back)."""
+        if isinstance(value, Mapping) and _depth < _MAX_DEPTH:
+            return {
+                k: REDACTED if self.is_sensitive_key(str(k)) and v is not None else self.mask(v, _depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list) and _depth < _MAX_DEPTH:
+            return [self.mask(v, _depth + 1) for v in value]
+        if isinstance(value, str) and _SECRET_VALUE.match(value):
+            return REDACTED
+        return value
+
+    def query(self, raw: bytes | str) -> str:
+        """A query string with the values of sensitive parameters redacted."""
+        text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+        if not text:
+            return ""
+        parts = []
+        for name, val in parse_qsl(text, keep_blank_values=True):
+            shown = REDACTED if self.is_sensitive_key(name) or _SECRET_VALUE.match(val) else val
+            parts.append(f"{quote(name, safe='')}={quote(shown, safe='[]')}")
+        # Percent-encoding already removed control characters; escape anyway for unparsable input.
+        return escape_text("&".join(parts))
