@@ -10,12 +10,12 @@ from fastapi import Depends, FastAPI, Request
 from tframex_asgi import EnterpriseMiddleware
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
-from tframex_asgi.rbac import require_permission
+from tframex_asgi.rbac import RequirePermission
 
 app = FastAPI(title="TFrameX agents")
 
 
-@app.get("/reports/usage", dependencies=[Depends(require_permission("metrics.view"))])
+@app.get("/reports/usage", dependencies=[Depends(RequirePermission("metrics.view"))])
 async def usage_report(request: Request) -> dict[str, Any]:
     return {"requested_by": request.user.display_name}
 
