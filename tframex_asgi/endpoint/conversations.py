@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tframex import Message
@@ -94,15 +94,16 @@ class ConversationStore:
         return [Message(role=r["role"], content=r.get("content")) for r in rows if r["role"] in ("user", "assistant")]
 
     async def append(self, conversation_id: str, messages: Sequence[tuple[str, str | None]]) -> None:
-        base = self.clock.time()
+        base = self._now()
         rows = [
             {
                 "id": str(uuid.uuid4()),
                 "conversation_id": conversation_id,
                 "role": role,
                 "content": content,
-                # Distinct, ordered timestamps keep a turn's messages in order on every backend.
-                "created_at": datetime.fromtimestamp(base + i * 1e-6, UTC).replace(tzinfo=None),
+                # Distinct, ordered timestamps keep a turn's messages in order on every backend
+                # (whole microseconds: adding 1e-6 to a float epoch can round to the same one).
+                "created_at": base + timedelta(microseconds=i),
             }
             for i, (role, content) in enumerate(messages)
         ]
