@@ -48,18 +48,30 @@ class StreamedResponse:
         return json.loads(self.body)
 
 
-def http_scope(method: str, path: str, headers: dict[str, str] | None = None, client: str = "127.0.0.1") -> dict[str, Any]:
+def http_scope(
+    method: str, path: str, headers: dict[str, str] | None = None, client: str = "127.0.0.1"
+) -> dict[str, Any]:
     raw_path, _, query = path.partition("?")
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": raw_path, "raw_path": raw_path.encode(), "query_string": query.encode(), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": raw_path,
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": (client, 50000), "server": ("testserver", 80), "state": {},
+        "client": (client, 50000),
+        "server": ("testserver", 80),
+        "state": {},
     }
 
 
-async def request(app: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                  client: str = "127.0.0.1") -> StreamedResponse:
+async def request(
+    app: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, client: str = "127.0.0.1"
+) -> StreamedResponse:
     """Run one request through ``app`` and record each body message with its arrival time."""
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     hdrs = dict(headers or {})

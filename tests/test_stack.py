@@ -43,9 +43,13 @@ async def test_request_id_generated_echoed_and_sanitised() -> None:
 
 async def test_forwarded_for_only_from_trusted_proxies() -> None:
     cfg = EnterpriseConfig.from_kwargs(enable_security=False)
-    trusting = build_stack(hello, EnterpriseConfig(security=cfg.security.__class__(enabled=False, trusted_proxies=("10.0.0.0/8",))))
+    trusting = build_stack(
+        hello, EnterpriseConfig(security=cfg.security.__class__(enabled=False, trusted_proxies=("10.0.0.0/8",)))
+    )
     async with trusting:
-        via_proxy = await request(trusting, "GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.1.1.1"}, client="10.0.0.2")
+        via_proxy = await request(
+            trusting, "GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.1.1.1"}, client="10.0.0.2"
+        )
         assert via_proxy.body.decode().endswith("|203.0.113.9")
         direct = await request(trusting, "GET", "/", headers={"X-Forwarded-For": "203.0.113.9"}, client="198.51.100.7")
         assert direct.body.decode().endswith("|198.51.100.7")  # spoofed header from an untrusted peer

@@ -22,7 +22,10 @@ def build_demo_app(llm: BaseLLMWrapper | None = None) -> TFrameXApp:
     @app.tool(
         description="Add two numbers and return the sum.",
         parameters_schema={
-            "properties": {"a": {"type": "number", "description": "first"}, "b": {"type": "number", "description": "second"}},
+            "properties": {
+                "a": {"type": "number", "description": "first"},
+                "b": {"type": "number", "description": "second"},
+            },
             "required": ["a", "b"],
         },
     )

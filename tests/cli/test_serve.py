@@ -34,7 +34,10 @@ class Server:
         self.out = cwd / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tframex_asgi", "serve", "--port", str(self.port), "--log-level", "warning"],
-            cwd=cwd, env=env, stdout=self.out.open("wb"), stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            stdout=self.out.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -92,8 +95,11 @@ def test_serve_on_embedded_defaults_end_to_end(workdir: Path) -> None:
                 lines = [line for line in s.iter_lines() if line]
             events = [line[7:] for line in lines if line.startswith("event: ")]
             assert events[-1] == "done" and events.count("chunk") >= 2
-            chat = c.post("/v1/chat/completions", headers=auth,
-                          json={"model": "assistant", "messages": [{"role": "user", "content": "hi"}]})
+            chat = c.post(
+                "/v1/chat/completions",
+                headers=auth,
+                json={"model": "assistant", "messages": [{"role": "user", "content": "hi"}]},
+            )
             assert chat.json()["choices"][0]["message"]["content"] == "Echo: hi"
             assert c.get("/metrics", headers=auth).status_code == 200
     finally:

@@ -81,15 +81,38 @@ def test_missing_env_names_the_key() -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "path", "words"),
     [
-        ("enterprise: {metrics: {backends: {statsd: {port: nope}}}}", "enterprise.metrics.backends.statsd.port", "integer"),
-        ("enterprise: {metrics: {backends: {statsd: {port: 70000}}}}", "enterprise.metrics.backends.statsd.port", "65535"),
+        (
+            "enterprise: {metrics: {backends: {statsd: {port: nope}}}}",
+            "enterprise.metrics.backends.statsd.port",
+            "integer",
+        ),
+        (
+            "enterprise: {metrics: {backends: {statsd: {port: 70000}}}}",
+            "enterprise.metrics.backends.statsd.port",
+            "65535",
+        ),
         ("enterprise: {metrics: {bogus: 1}}", "enterprise.metrics.bogus", "unknown key"),
         ("enterprise: {persistence: {backend: oracle}}", "enterprise.persistence.backend", "one of"),
-        ("enterprise: {persistence: {connection_string: 'mysql://x'}}", "enterprise.persistence.connection_string", "scheme"),
-        ("enterprise: {security: {auth_providers: {jwt: {enabled: true, secret: s, algorithms: [HS256, None]}}}}",
-         "enterprise.security.auth_providers.jwt.algorithms[1]", "none"),
-        ("enterprise: {security: {rate_limiting: {default: 'lots'}}}", "enterprise.security.rate_limiting.default", "rate limit"),
-        ("enterprise: {security: {trusted_proxies: ['not-an-ip']}}", "enterprise.security.trusted_proxies[0]", "IP network"),
+        (
+            "enterprise: {persistence: {connection_string: 'mysql://x'}}",
+            "enterprise.persistence.connection_string",
+            "scheme",
+        ),
+        (
+            "enterprise: {security: {auth_providers: {jwt: {enabled: true, secret: s, algorithms: [HS256, None]}}}}",
+            "enterprise.security.auth_providers.jwt.algorithms[1]",
+            "none",
+        ),
+        (
+            "enterprise: {security: {rate_limiting: {default: 'lots'}}}",
+            "enterprise.security.rate_limiting.default",
+            "rate limit",
+        ),
+        (
+            "enterprise: {security: {trusted_proxies: ['not-an-ip']}}",
+            "enterprise.security.trusted_proxies[0]",
+            "IP network",
+        ),
         ("enterprise: {security: {enabled: maybe}}", "enterprise.security.enabled", "true or false"),
         ("other: 1", "other", "top-level"),
     ],
@@ -113,8 +136,12 @@ def test_seed_kwargs_forms() -> None:
         enable_persistence=True,
         persistence_config={"backend": "sqlite"},
         enable_security=True,
-        security_config={"auth_providers": ["api_key", "basic"], "require_auth": True, "rate_limiting": True,
-                         "audit_level": "full"},
+        security_config={
+            "auth_providers": ["api_key", "basic"],
+            "require_auth": True,
+            "rate_limiting": True,
+            "audit_level": "full",
+        },
     )
     assert cfg.metrics.backends.prometheus.enabled and cfg.metrics.backends.statsd.enabled
     assert not cfg.metrics.backends.opentelemetry.enabled

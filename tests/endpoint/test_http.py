@@ -11,7 +11,7 @@ import openai
 import pytest
 from tframex import BaseLLMWrapper, Message, MessageChunk
 
-from tests.asgi_harness import request, sse_events
+from tests.asgi_harness import sse_events
 from tframex_asgi import build_stack
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
@@ -38,7 +38,9 @@ async def test_health_and_catalogue(client: httpx.AsyncClient) -> None:
     tools = {t["name"]: t for t in (await client.get("/tools")).json()["tools"]}
     assert tools["add"]["parameters"]["properties"]["a"]["type"] == "number"
     flows = (await client.get("/flows")).json()["flows"]
-    assert flows == [{"name": "echo_then_shout", "description": flows[0]["description"], "steps": ["assistant", "shouter"]}]
+    assert flows == [
+        {"name": "echo_then_shout", "description": flows[0]["description"], "steps": ["assistant", "shouter"]}
+    ]
 
 
 async def test_agent_run_and_conversation_continues(client: httpx.AsyncClient) -> None:
@@ -49,7 +51,11 @@ async def test_agent_run_and_conversation_continues(client: httpx.AsyncClient) -
     assert second.status_code == 200 and second.json()["conversation_id"] == cid
     convo = (await client.get(f"/conversations/{cid}")).json()
     assert [(m["role"], m["content"]) for m in convo["messages"]] == [
-        ("user", "hello"), ("assistant", "Echo: hello"), ("user", "again"), ("assistant", "Echo: again")]
+        ("user", "hello"),
+        ("assistant", "Echo: hello"),
+        ("user", "again"),
+        ("assistant", "Echo: again"),
+    ]
     listed = (await client.get("/conversations")).json()["conversations"]
     assert [c["id"] for c in listed] == [cid]
     assert (await client.delete(f"/conversations/{cid}")).status_code == 204
@@ -57,8 +63,13 @@ async def test_agent_run_and_conversation_continues(client: httpx.AsyncClient) -
 
 
 async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> None:
-    assert (await client.post("/agents/calculator/run", json={"input": "add 2 and 40"})).json()["output"] == "add returned 42"
-    assert (await client.post("/tools/add/call", json={"arguments": {"a": 1, "b": 2}})).json() == {"tool": "add", "result": 3}
+    assert (await client.post("/agents/calculator/run", json={"input": "add 2 and 40"})).json()[
+        "output"
+    ] == "add returned 42"
+    assert (await client.post("/tools/add/call", json={"arguments": {"a": 1, "b": 2}})).json() == {
+        "tool": "add",
+        "result": 3,
+    }
     bad = await client.post("/tools/add/call", json={"arguments": {"a": "x", "b": 2}})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "tool_failed"
     flow = (await client.post("/flows/echo_then_shout/run", json={"input": "hi"})).json()
@@ -80,7 +91,13 @@ async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> 
         ("GET", "/conversations/not-a-uuid", None, 400, "invalid_request"),
         ("GET", "/nowhere", None, 404, "not_found"),
         ("POST", "/v1/chat/completions", {"model": "assistant", "messages": []}, 400, "invalid_request"),
-        ("POST", "/v1/chat/completions", {"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, "not_found"),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+            404,
+            "not_found",
+        ),
     ],
 )
 async def test_errors_are_json_with_codes(client, method, path, body, status, code) -> None:
@@ -104,13 +121,18 @@ async def test_agent_stream_is_sse(client: httpx.AsyncClient) -> None:
 async def test_openai_sdk_against_chat_completions() -> None:
     stack = make_stack()
     async with stack:
-        sdk = openai.AsyncOpenAI(base_url="http://t/v1", api_key="unused",
-                                 http_client=httpx.AsyncClient(transport=httpx.ASGITransport(stack)))
+        sdk = openai.AsyncOpenAI(
+            base_url="http://t/v1",
+            api_key="unused",
+            http_client=httpx.AsyncClient(transport=httpx.ASGITransport(stack)),
+        )
         reply = await sdk.chat.completions.create(
-            model="assistant", messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "hey"}])
+            model="assistant", messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "hey"}]
+        )
         assert reply.choices[0].message.content == "Echo: hey" and reply.usage.total_tokens > 0
         stream = await sdk.chat.completions.create(
-            model="shouter", messages=[{"role": "user", "content": "quiet"}], stream=True)
+            model="shouter", messages=[{"role": "user", "content": "quiet"}], stream=True
+        )
         parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         assert "".join(parts) == "ECHO: QUIET"
 
@@ -118,6 +140,7 @@ async def test_openai_sdk_against_chat_completions() -> None:
 async def test_fifty_concurrent_runs_some_streaming_no_cross_talk() -> None:
     stack = make_stack(OfflineLLM(chunk_delay=0.001))
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as c:
+
         async def one(i: int) -> None:
             if i % 2:
                 resp = await c.post("/agents/assistant/run", json={"input": f"run {i}", "stream": True})
@@ -156,15 +179,17 @@ async def test_sse_is_not_buffered_under_uvicorn(unused_tcp_port: int) -> None:
 
     llm = GatedLLM()
     stack = make_stack(llm)
-    server = uvicorn.Server(uvicorn.Config(stack, host="127.0.0.1", port=unused_tcp_port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(stack, host="127.0.0.1", port=unused_tcp_port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{unused_tcp_port}") as c, c.stream(
-            "POST", "/agents/assistant/run", json={"input": "x", "stream": True}
-        ) as resp:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{unused_tcp_port}") as c,
+            c.stream("POST", "/agents/assistant/run", json={"input": "x", "stream": True}) as resp,
+        ):
             lines = resp.aiter_lines()
             # The first chunk arrives while the model is still blocked on the gate.
             assert await anext(lines) == "event: chunk"

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from tframex import BaseLLMWrapper, Flow, Message, TFrameXApp
+from tframex import BaseLLMWrapper, Message, TFrameXApp
 
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import AgentRunner, TailMemory
@@ -81,7 +81,10 @@ async def test_flow_emits_ordered_steps_and_links_agent_runs() -> None:
     assert ctx.current_message.content == "ECHO: ECHO: HI"
     assert isinstance(seen[0], FlowStarted) and seen[0].execution_id == execution_id
     steps = [e for e in seen if isinstance(e, FlowStepFinished)]
-    assert [(s.step_order, s.step_name, s.status) for s in steps] == [(0, "assistant", "success"), (1, "shouter", "success")]
+    assert [(s.step_order, s.step_name, s.status) for s in steps] == [
+        (0, "assistant", "success"),
+        (1, "shouter", "success"),
+    ]
     assert steps[1].input == "Echo: hi" and steps[1].output == "ECHO: ECHO: HI"
     agent_runs = [e for e in seen if isinstance(e, AgentFinished)]
     assert {a.info.flow_execution_id for a in agent_runs} == {execution_id}
@@ -144,12 +147,14 @@ async def test_request_metadata_never_reaches_the_llm_and_memory_keeps_the_newes
 
 
 async def test_tail_memory_never_opens_on_an_orphan_tool_result() -> None:
-    memory = TailMemory([
-        Message(role="user", content="u"),
-        Message(role="assistant", content=None),
-        Message(role="tool", content="t", tool_call_id="1", name="x"),
-        Message(role="assistant", content="done"),
-    ])
+    memory = TailMemory(
+        [
+            Message(role="user", content="u"),
+            Message(role="assistant", content=None),
+            Message(role="tool", content="t", tool_call_id="1", name="x"),
+            Message(role="assistant", content="done"),
+        ]
+    )
     assert [m.role for m in await memory.get_history(limit=2)] == ["assistant"]
     assert [m.content for m in await memory.get_history(limit=10)] == ["u", None, "t", "done"]
 
@@ -170,7 +175,11 @@ async def test_concurrent_runs_do_not_cross_talk() -> None:
         if i % 3 == 0:
             text = "".join([c.content or "" async for c in runner.stream_agent("assistant", f"message {i}", info)])
         else:
-            text = (await runner.run_agent("calculator" if i % 3 == 1 else "assistant", f"add {i} and 1000 message {i}", info)).content
+            text = (
+                await runner.run_agent(
+                    "calculator" if i % 3 == 1 else "assistant", f"add {i} and 1000 message {i}", info
+                )
+            ).content
         return i, text
 
     results = await asyncio.gather(*(one(i) for i in range(50)))

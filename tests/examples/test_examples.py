@@ -112,8 +112,9 @@ async def test_quart_example() -> None:
             assert resp.json() == {"hello": "example-user", "request_id": "quart-1"}
 
 
-@pytest.mark.parametrize(("name", "body"), [("legacy_asgi2_app", "legacy hello, example-user"),
-                                            ("wsgi_app", "wsgi hello from /")])
+@pytest.mark.parametrize(
+    ("name", "body"), [("legacy_asgi2_app", "legacy hello, example-user"), ("wsgi_app", "wsgi hello from /")]
+)
 async def test_legacy_and_wsgi_examples(name: str, body: str) -> None:
     app = load(name)
     stack = find_stack(app)

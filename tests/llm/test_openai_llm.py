@@ -21,13 +21,18 @@ def completion(content: str | None = None, tool_calls=None) -> dict:
     message = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    return {"choices": [{"message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+    return {
+        "choices": [{"message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3},
+    }
 
 
 async def test_success_reports_usage_and_normalises_tool_arguments(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{BASE}/chat/completions", json=completion("hi"))
-    httpx_mock.add_response(url=f"{BASE}/chat/completions", json=completion(
-        None, [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}}]))
+    httpx_mock.add_response(
+        url=f"{BASE}/chat/completions",
+        json=completion(None, [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}}]),
+    )
     llm = StrictOpenAIChatLLM(model_name="m", api_base_url=BASE, api_key="sk-test")
     usage = Usage()
     token = current_usage.set(usage)
@@ -62,12 +67,18 @@ async def test_stream_chunks_and_tool_call_assembly(httpx_mock: HTTPXMock) -> No
     lines = [
         {"choices": [{"delta": {"role": "assistant", "content": "Hel"}}]},
         {"choices": [{"delta": {"content": "lo"}}]},
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c9", "function": {"name": "ad", "arguments": '{"a"'}}]}}]},
+        {
+            "choices": [
+                {"delta": {"tool_calls": [{"index": 0, "id": "c9", "function": {"name": "ad", "arguments": '{"a"'}}]}}
+            ]
+        },
         {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "d", "arguments": ": 2}"}}]}}]},
         {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2}},
     ]
     body = "".join(f"data: {json.dumps(x)}\n\n" for x in lines) + "data: [DONE]\n\n"
-    httpx_mock.add_response(url=f"{BASE}/chat/completions", content=body.encode(), headers={"content-type": "text/event-stream"})
+    httpx_mock.add_response(
+        url=f"{BASE}/chat/completions", content=body.encode(), headers={"content-type": "text/event-stream"}
+    )
     llm = StrictOpenAIChatLLM(model_name="m", api_base_url=BASE)
     chunks = [c async for c in await llm.chat_completion([Message(role="user", content="x")], stream=True)]
     assert [c.content for c in chunks[:2]] == ["Hel", "lo"]
