@@ -83,6 +83,12 @@ class PersistenceConfig:
             raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
             raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
+        from tframex_asgi.storage.retention import AGE_COLUMNS
+
         for table, days in self.retention.items():
+            if table not in AGE_COLUMNS:
+                raise ConfigError(
+                    f"{path}.retention.{table}", f"no retention for this table ({', '.join(AGE_COLUMNS)})"
+                )
             if days < 1:
                 raise ConfigError(f"{path}.retention.{table}", "must be at least 1 day")

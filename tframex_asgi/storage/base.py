@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 __all__ = ["BaseStorage", "Row"]
@@ -25,6 +26,8 @@ class BaseStorage(ABC):
     """
 
     url: str
+    # False on stores without relational constraints (S3): unique and foreign keys are not checked.
+    enforces_constraints: bool = True
 
     async def connect(self) -> None:
         """Open pools/connections and apply migrations when configured. Idempotent."""
@@ -41,8 +44,14 @@ class BaseStorage(ABC):
         """Insert one row and return its id."""
 
     @abstractmethod
-    async def write_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Insert rows in one batch (one transaction where the backend has them)."""
+    async def write_many(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
+    ) -> list[str]:
+        """Insert rows in one batch (one transaction where the backend has them).
+
+        ``skip_existing`` ignores rows whose primary key is already stored (replays are
+        idempotent: ``ON CONFLICT (id) DO NOTHING``); other conflicts still raise.
+        """
 
     @abstractmethod
     async def read(
@@ -67,6 +76,22 @@ class BaseStorage(ABC):
     @abstractmethod
     async def count(self, table: str, filters: Mapping[str, Any] | None = None) -> int:
         """How many rows match."""
+
+    @abstractmethod
+    async def delete_where(self, table: str, filters: Mapping[str, Any]) -> int:
+        """Delete every row matching ``filters`` (which must not be empty); returns how many."""
+
+    @abstractmethod
+    async def delete_older_than(self, table: str, column: str, cutoff: datetime) -> int:
+        """Delete rows whose TIMESTAMP ``column`` is before ``cutoff`` (retention); returns how many."""
+
+    async def migrate(self) -> list[int]:
+        """Apply pending schema migrations; returns the versions applied (none for schemaless stores)."""
+        return []
+
+    async def schema_version(self) -> int:
+        """The highest applied migration."""
+        return 0
 
     async def __aenter__(self) -> BaseStorage:
         await self.connect()

@@ -1,0 +1,148 @@
+"""Choosing a backend by URL, migrations at connect, and the PostgreSQL schema matching the seed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tframex_asgi.config.persistence import PersistenceConfig
+from tframex_asgi.errors import ConfigError, StorageError
+from tframex_asgi.storage import INDEXES, TABLES, open_storage
+from tframex_asgi.storage.memory import MemoryStorage
+from tframex_asgi.storage.postgres import PostgresStorage
+from tframex_asgi.storage.sqlite import SQLiteStorage, sqlite_path
+
+
+def test_backends_by_scheme() -> None:
+    assert isinstance(open_storage("memory://"), MemoryStorage)
+    assert isinstance(open_storage("sqlite:///./x.db"), SQLiteStorage)
+    assert isinstance(open_storage("postgres://u@h/db"), PostgresStorage)
+    assert open_storage("postgresql+asyncpg://u@h/db").dsn == "postgresql://u@h/db"
+    with pytest.raises(ConfigError) as err:
+        open_storage("mysql://root:hunter2@db/x")
+    assert "hunter2" not in str(err.value) and "unsupported storage URL" in str(err.value)
+
+
+def test_sqlite_paths() -> None:
+    assert sqlite_path("sqlite:///./tframex.db") == "./tframex.db"
+    assert sqlite_path("sqlite:////var/lib/t.db") == "/var/lib/t.db"
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    with pytest.raises(StorageError):
+        sqlite_path("sqlite:///")
+
+
+def test_schema_is_the_seeds_plus_migration_two() -> None:
+    assert len(TABLES) == 15 and len([i for i in INDEXES if i.migration == 1]) == 9
+    assert [t for t, d in TABLES.items() if d.migration == 2] == ["api_keys"]
+
+
+async def test_sqlite_without_migrations_creates_nothing(tmp_path: Path) -> None:
+    store = open_storage(f"sqlite:///{tmp_path}/n.db", PersistenceConfig(migrations=False))
+    await store.connect()
+    try:
+        assert await store.schema_version() == 0
+        with pytest.raises(StorageError, match="no such table"):
+            await store.count("users")
+        assert await store.migrate() == [1, 2] and await store.migrate() == []
+        assert await store.count("users") == 0 and await store.ping()
+    finally:
+        await store.close()
+    assert not await store.ping()  # closed: not reachable, no exception
+
+
+async def test_unreachable_postgresql_is_a_storage_error() -> None:
+    store = open_storage("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(StorageError, match="cannot connect"):
+        await store.connect()
+    assert not await store.ping()
+
+
+async def test_concurrent_migrations_apply_once(pg_schema_dsn: str) -> None:
+    stores = [open_storage(pg_schema_dsn, PersistenceConfig(migrations=False)) for _ in range(4)]
+    for s in stores:
+        await s.connect()
+    try:
+        results = await asyncio.gather(*(s.migrate() for s in stores))
+        assert sorted(map(tuple, results)) == [(), (), (), (1, 2)]
+        assert await stores[0].schema_version() == 2
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_postgresql_types_are_the_seeds(pg_schema_dsn: str) -> None:
+    store = open_storage(pg_schema_dsn)
+    await store.connect()
+    await store.close()
+    conn = await asyncpg.connect(pg_schema_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name, data_type, is_nullable, character_maximum_length "
+            "FROM information_schema.columns WHERE table_schema = current_schema()"
+        )
+        cols = {(r["table_name"], r["column_name"]): r for r in rows}
+        assert cols[("users", "id")]["data_type"] == "uuid"
+        assert cols[("users", "username")]["character_maximum_length"] == 255
+        assert cols[("users", "username")]["is_nullable"] == "NO"
+        assert cols[("metrics", "value")]["data_type"] == "numeric"
+        assert cols[("events", "ip_address")]["data_type"] == "inet"
+        assert cols[("messages", "tool_calls")]["data_type"] == "jsonb"
+        assert cols[("conversations", "created_at")]["data_type"] == "timestamp without time zone"
+        assert cols[("audit_logs", "seq")]["data_type"] == "bigint"
+        for (table, column), r in cols.items():
+            if table in TABLES:
+                assert column in TABLES[table].by_name, (table, column)
+        assert {t for t, _ in cols} >= set(TABLES)
+        checks = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.check_constraints WHERE check_clause LIKE '%role%'"
+        )
+        assert checks >= 1
+    finally:
+        await conn.close()
+
+
+async def test_sqlite_serves_concurrent_writers_and_readers(tmp_sqlite_url: str) -> None:
+    store = open_storage(tmp_sqlite_url)
+    await store.connect()
+    try:
+        conv = await store.write("conversations", {"agent_name": "a"})
+
+        async def turn(i: int) -> int:
+            await store.write("messages", {"conversation_id": conv, "role": "user", "content": str(i)})
+            await store.update("conversations", conv, {"title": f"t{i}"})
+            return await store.count("messages", {"conversation_id": conv})
+
+        counts = await asyncio.gather(*(turn(i) for i in range(200)))
+        assert max(counts) == 200 and await store.count("messages") == 200
+    finally:
+        await store.close()
+
+
+async def test_default_style_sqlite_through_services_lifespan(tmp_sqlite_url: str, tmp_path: Path) -> None:
+    from tframex_asgi.config import EnterpriseConfig
+    from tframex_asgi.services import Services
+    from tframex_asgi.storage.queue import get_writer
+
+    config = EnterpriseConfig.from_kwargs(
+        enable_persistence=True,
+        persistence_config={
+            "connection_string": tmp_sqlite_url,
+            "migrations": True,
+            "queue": {"spill_path": str(tmp_path / "spill.jsonl")},
+        },
+    )
+    services = Services(config)
+    writer = get_writer(services)
+    await services.startup()  # connects and migrates, then starts the writer
+    assert await services.storage.schema_version() == 2
+    writer.submit("events", {"event_type": "t", "event_source": "s", "action": "a", "ip_address": "::1"})
+    await services.shutdown()  # the writer flushes before the storage closes
+    again = open_storage(tmp_sqlite_url)
+    await again.connect()
+    try:
+        assert (await again.read("events"))[0]["ip_address"] == "::1"
+    finally:
+        await again.close()

@@ -1,0 +1,119 @@
+"""The storage contract on top of four driver primitives, shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from tframex_asgi.errors import ValidationError
+from tframex_asgi.storage.base import BaseStorage, Row
+from tframex_asgi.storage.schema import Table, column, no_action_referrers, table
+from tframex_asgi.storage.sqlbuild import SQLBuilder
+from tframex_asgi.storage.validate import (
+    check_page,
+    coerce,
+    key_filters,
+    prepare_filters,
+    prepare_insert,
+    prepare_order,
+    prepare_update,
+    row_key,
+)
+
+__all__ = ["SQLStorage"]
+
+
+class SQLStorage(BaseStorage):
+    builder: SQLBuilder
+
+    @abstractmethod
+    async def _execute_all(self, statements: list[tuple[str, Sequence[Any]]]) -> int:
+        """Run statements in one transaction; the number of rows the last one changed."""
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        return await self._execute_all([(sql, params)])
+
+    @abstractmethod
+    async def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one statement for every parameter tuple, all in one transaction."""
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
+
+    @abstractmethod
+    def _decode(self, tbl: Table, raw: Sequence[Any]) -> Row: ...
+
+    async def write(self, table: str, data: Mapping[str, Any]) -> str:
+        return (await self.write_many(table, [data]))[0]
+
+    async def write_many(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
+    ) -> list[str]:
+        tbl = _table(table)
+        prepared = [prepare_insert(tbl.name, data)[1] for data in rows]
+        if not prepared:
+            return []
+        names = tuple(c.name for c in tbl.columns)
+        sql = self.builder.insert(tbl, names, skip_existing)
+        await self._execute_many(sql, [self.builder.params(tbl, row, names) for row in prepared])
+        return [row["id"] if tbl.has_id else row_key(tbl, row) for row in prepared]
+
+    async def update(self, table: str, id: str, data: Mapping[str, Any]) -> bool:
+        tbl, values = prepare_update(table, data)
+        key = key_filters(tbl, id)
+        if not values:
+            return await self.count(tbl.name, key) > 0
+        sql, params = self.builder.update(tbl, values, key)
+        return await self._execute(sql, params) > 0
+
+    async def delete(self, table: str, id: str) -> bool:
+        tbl = _table(table)
+        sql, params = self.builder.delete(tbl, key_filters(tbl, id))
+        return await self._execute(sql, params) > 0
+
+    async def delete_where(self, table: str, filters: Mapping[str, Any]) -> int:
+        tbl = _table(table)
+        if not filters:
+            raise ValidationError("delete_where needs at least one filter")
+        sql, params = self.builder.delete(tbl, prepare_filters(tbl, filters))
+        return await self._execute(sql, params)
+
+    async def delete_older_than(self, table: str, column_name: str, cutoff: datetime) -> int:
+        tbl = _table(table)
+        col = column(tbl, column_name)
+        if col.kind != "timestamp":
+            raise ValidationError(f"{tbl.name}.{col.name} is not a TIMESTAMP column")
+        limit = coerce(col, cutoff, "cutoff")
+        # Rows that merely point at a pruned row (no ON DELETE CASCADE) outlive it, unlinked.
+        unlink = [
+            self.builder.unlink_before(child, ref, tbl, col.name, limit) for child, ref in no_action_referrers(tbl)
+        ]
+        return await self._execute_all([*unlink, self.builder.delete_before(tbl, col.name, limit)])
+
+    async def read(
+        self,
+        table: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        order_by: str | Iterable[str] | None = None,
+    ) -> list[Row]:
+        tbl = _table(table)
+        wanted = prepare_filters(tbl, filters)
+        order = prepare_order(tbl, order_by)
+        check_page(limit, offset)
+        sql, params = self.builder.select(tbl, wanted, order, limit, offset)
+        return [self._decode(tbl, raw) for raw in await self._fetch(sql, params)]
+
+    async def count(self, table: str, filters: Mapping[str, Any] | None = None) -> int:
+        tbl = _table(table)
+        sql, params = self.builder.count(tbl, prepare_filters(tbl, filters))
+        rows = await self._fetch(sql, params)
+        return int(rows[0][0])
+
+
+def _table(name: str) -> Table:
+    return table(name)

@@ -1,0 +1,192 @@
+"""``sqlite:///path.db`` on aiosqlite: WAL, one writer connection, one reader connection.
+
+SQLite allows a single writer at a time; one connection behind a lock serialises writes in the
+process instead of failing with "database is locked", while WAL lets the reader see committed
+rows without waiting for the writer.
+"""
+
+# S608: every identifier in this module's SQL comes from the schema module (never from input);
+# values are bound parameters.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from tframex_asgi.errors import ConflictError, StorageError
+from tframex_asgi.storage.base import Row
+from tframex_asgi.storage.codec import from_sqlite, to_sqlite
+from tframex_asgi.storage.ddl import LATEST, MIGRATIONS, VERSION_TABLE, migration_statements
+from tframex_asgi.storage.schema import Table
+from tframex_asgi.storage.sqlbase import SQLStorage
+from tframex_asgi.storage.sqlbuild import SQLBuilder
+
+if TYPE_CHECKING:
+    from tframex_asgi.config.persistence import PersistenceConfig
+
+__all__ = ["SQLiteStorage", "sqlite_path"]
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    path = url.split(":", 1)[1].removeprefix("//").split("?", 1)[0]
+    path = path.removeprefix("/")
+    if not path:
+        raise StorageError("sqlite URL needs a path: sqlite:///./tframex.db")
+    return path
+
+
+def _translate(exc: sqlite3.Error) -> Exception:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        code = "foreign_key" if "FOREIGN KEY" in text else "conflict"
+        return ConflictError(f"constraint violated: {text}", code=code)
+    return StorageError(f"SQLite: {text}")
+
+
+class SQLiteStorage(SQLStorage):
+    def __init__(self, url: str, config: PersistenceConfig | None = None) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.auto_migrate = True if config is None else config.migrations
+        self.builder = SQLBuilder("sqlite", to_sqlite, frozenset({"timestamp", "bool"}))
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._names: dict[str, tuple[str, ...]] = {}
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+
+    async def connect(self) -> None:
+        if self._writer is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            writer = await self._open()
+            await writer.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode and several times faster.
+            await writer.execute("PRAGMA synchronous = NORMAL")
+            self._writer = writer
+            self._reader = writer if self.path == ":memory:" else await self._open()
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        if self.auto_migrate:
+            await self.migrate()
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for conn in {id(c): c for c in (reader, writer) if c is not None}.values():
+            await conn.close()
+
+    def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+        if self._writer is None or self._reader is None:
+            raise StorageError("SQLite storage is not connected (await storage.connect())")
+        return self._writer, self._reader
+
+    async def ping(self) -> bool:
+        try:
+            await self._fetch("SELECT 1", ())
+        except StorageError:
+            return False
+        return True
+
+    async def _transaction(self, statements: list[tuple[str, Sequence[Any]]], many: bool = False) -> int:
+        """Run ``statements`` in one transaction; the row count of the last one."""
+        writer, _ = self._conns()
+        changed = 0
+        async with self._lock:
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        if many:
+                            await writer.executemany(sql, params)
+                        else:
+                            changed = (await writer.execute(sql, params)).rowcount
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+        return changed
+
+    async def _execute_all(self, statements: list[tuple[str, Sequence[Any]]]) -> int:
+        return await self._transaction(statements)
+
+    async def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        await self._transaction([(sql, rows)], many=True)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        _, reader = self._conns()
+        try:
+            return list(await reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def _decode(self, tbl: Table, raw: Sequence[Any]) -> Row:
+        names = self._names.get(tbl.name)
+        if names is None:
+            names = self._names[tbl.name] = tuple(c.name for c in tbl.columns)
+        return from_sqlite(tbl, raw, names)
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch(f"SELECT name FROM sqlite_master WHERE name = '{VERSION_TABLE}'", ())
+        if not rows:
+            return 0
+        rows = await self._fetch(f"SELECT MAX(version) FROM {VERSION_TABLE}", ())
+        return int(rows[0][0] or 0)
+
+    async def migrate(self) -> list[int]:
+        writer, _ = self._conns()
+        applied: list[int] = []
+        async with self._lock:
+            try:
+                # IMMEDIATE takes the write lock first, so two processes never migrate at once.
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    await writer.execute(
+                        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+                        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    )
+                    done = {r[0] for r in await writer.execute_fetchall(f"SELECT version FROM {VERSION_TABLE}")}
+                    for version in range(1, LATEST + 1):
+                        if version in done:
+                            continue
+                        for statement in migration_statements(version, "sqlite"):
+                            await self._ddl(writer, statement)
+                        await writer.execute(
+                            f"INSERT INTO {VERSION_TABLE} VALUES (?, ?, strftime('%Y-%m-%d %H:%M:%f000', 'now'))",
+                            (version, MIGRATIONS[version]),
+                        )
+                        applied.append(version)
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite migration failed: {exc}") from exc
+        return applied
+
+    @staticmethod
+    async def _ddl(conn: aiosqlite.Connection, statement: str) -> None:
+        try:
+            await conn.execute(statement)
+        except sqlite3.OperationalError as exc:
+            # SQLite has no ADD COLUMN IF NOT EXISTS: a column already there means a schema
+            # created before the version table existed; adopt it.
+            if "duplicate column name" not in str(exc):
+                raise
