@@ -7,7 +7,7 @@ records go through the batched writer instead.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from tframex_asgi.clock import Clock
 from tframex_asgi.errors import NotFoundError, ValidationError
 from tframex_asgi.storage.base import BaseStorage, Row
 
-__all__ = ["ConversationStore", "parse_conversation_id"]
+__all__ = ["ConversationStore", "conversation_owner", "parse_conversation_id"]
 
 
 def parse_conversation_id(value: Any) -> str:
@@ -25,6 +25,13 @@ def parse_conversation_id(value: Any) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise ValidationError("'conversation_id' must be a UUID") from None
+
+
+def conversation_owner(row: Row) -> str | None:
+    """Who owns a conversation: the subject in its metadata, else its stored user."""
+    meta = row.get("metadata")
+    owner = meta.get("owner") if isinstance(meta, dict) else None
+    return str(owner) if owner is not None else row.get("user_id")
 
 
 def _jsonable(row: Row) -> dict[str, Any]:
@@ -44,41 +51,39 @@ class ConversationStore:
         return rows[0] if rows else None
 
     async def open(
-        self, conversation_id: str | None, user_id: str | None, agent_name: str, title: str | None, can_access: Any
+        self,
+        conversation_id: str | None,
+        user_id: str | None,
+        owner: str | None,
+        agent_name: str,
+        title: str | None,
+        can_access: Callable[[Row], bool],
     ) -> str:
-        """The id of an existing conversation the caller may use, or of a new one."""
-        if conversation_id is None:
-            new_id = str(uuid.uuid4())
-            await self.storage.write(
-                "conversations",
-                {
-                    "id": new_id,
-                    "user_id": user_id,
-                    "agent_name": agent_name,
-                    "title": (title or "")[:500] or None,
-                    "created_at": self._now(),
-                    "updated_at": self._now(),
-                },
-            )
-            return new_id
-        row = await self.get(conversation_id)
-        if row is None:
-            await self.storage.write(
-                "conversations",
-                {
-                    "id": conversation_id,
-                    "user_id": user_id,
-                    "agent_name": agent_name,
-                    "title": (title or "")[:500] or None,
-                    "created_at": self._now(),
-                    "updated_at": self._now(),
-                },
-            )
-            return conversation_id
-        if not can_access(row.get("user_id")):
-            # Someone else's conversation looks exactly like a missing one.
-            raise NotFoundError("no such conversation")
-        return conversation_id
+        """The id of an existing conversation the caller may use, or of a new one.
+
+        ``user_id`` is the stored user (foreign key, None for token identities); ``owner`` is
+        the subject access checks compare (see :func:`conversation_owner`).
+        """
+        row = await self.get(conversation_id) if conversation_id is not None else None
+        if row is not None:
+            if not can_access(row):
+                # Someone else's conversation looks exactly like a missing one.
+                raise NotFoundError("no such conversation")
+            return str(row["id"])
+        new_id = conversation_id or str(uuid.uuid4())
+        await self.storage.write(
+            "conversations",
+            {
+                "id": new_id,
+                "user_id": user_id,
+                "agent_name": agent_name,
+                "title": (title or "")[:500] or None,
+                "created_at": self._now(),
+                "updated_at": self._now(),
+                "metadata": {"owner": owner} if owner is not None else None,
+            },
+        )
+        return new_id
 
     async def history(self, conversation_id: str, limit: int) -> list[Message]:
         if limit <= 0:
@@ -110,9 +115,20 @@ class ConversationStore:
         await self.storage.write_many("messages", rows)
         await self.storage.update("conversations", conversation_id, {"updated_at": self._now()})
 
-    async def list_for(self, user_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        filters = {"user_id": user_id} if user_id is not None else None
-        rows = await self.storage.read("conversations", filters, order_by="-created_at", limit=limit, offset=offset)
+    async def list_for(
+        self, who: tuple[str | None, str | None] | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """Newest first. ``who`` is ``(user_id, owner)`` of the caller, None for every row."""
+        if who is None or who == (None, None):
+            rows = await self.storage.read("conversations", None, order_by="-created_at", limit=limit, offset=offset)
+        elif who[0] is not None:
+            rows = await self.storage.read(
+                "conversations", {"user_id": who[0]}, order_by="-created_at", limit=limit, offset=offset
+            )
+        else:
+            # Token identities have no users row to filter on: match the owner subject.
+            unowned = await self.storage.read("conversations", {"user_id": None}, order_by="-created_at")
+            rows = [r for r in unowned if conversation_owner(r) == who[1]][offset : offset + limit]
         return [_jsonable(r) for r in rows]
 
     async def messages(self, conversation_id: str, limit: int = 1000) -> list[dict[str, Any]]:

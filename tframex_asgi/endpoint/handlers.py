@@ -13,12 +13,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import openai_compat
-from tframex_asgi.endpoint.conversations import parse_conversation_id
+from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
 from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
 from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ToolError, ValidationError
 from tframex_asgi.events import RunInfo
+from tframex_asgi.storage.base import Row
 
 if TYPE_CHECKING:
     from tframex_asgi.endpoint.app import TFrameXEndpoint
@@ -29,19 +30,33 @@ logger = logging.getLogger("tframex_asgi.endpoint")
 # -- identity helpers -----------------------------------------------------------------------
 
 
-def user_id(request: Request) -> str | None:
+def principal_ids(request: Request) -> tuple[str | None, str | None]:
+    """``(users.id for foreign keys, owner subject for access checks)`` of the caller.
+
+    Token identities (JWT/OAuth2) have no ``users`` row: they own rows through a subject
+    namespaced by auth method, so ``jwt:<uuid>`` can never pass for the stored user ``<uuid>``.
+    """
     user = request.scope.get("user")
-    return getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
+    if not getattr(user, "is_authenticated", False):
+        return None, None
+    uid = getattr(user, "id", None)
+    if getattr(user, "external", False):
+        return None, f"{getattr(user, 'auth_method', 'external')}:{uid}"
+    return uid, uid
+
+
+def user_id(request: Request) -> str | None:
+    return principal_ids(request)[0]
 
 
 def is_admin(request: Request) -> bool:
     return "system.admin" in getattr(request.scope.get("auth"), "scopes", ())
 
 
-def owner_check(request: Request) -> Callable[[Any], bool]:
+def owner_check(request: Request) -> Callable[[Row], bool]:
     """Own rows only, unless the caller has system.admin."""
-    me, admin = user_id(request), is_admin(request)
-    return lambda owner: admin or owner == me
+    me, admin = principal_ids(request)[1], is_admin(request)
+    return lambda row: admin or conversation_owner(row) == me
 
 
 def run_info(request: Request, conversation_id: str | None = None) -> RunInfo:
@@ -149,7 +164,8 @@ async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
     ep.runner.check_agent(name)
     text, conversation_id, stream = run_request(await json_body(request))
     conversations = ep.conversations
-    conversation_id = await conversations.open(conversation_id, user_id(request), name, text[:80], owner_check(request))
+    uid, owner = principal_ids(request)
+    conversation_id = await conversations.open(conversation_id, uid, owner, name, text[:80], owner_check(request))
     history = await conversations.history(conversation_id, ep.services.config.server.history_limit)
     info = run_info(request, conversation_id)
     if stream:
@@ -229,14 +245,15 @@ async def list_conversations(request: Request, ep: TFrameXEndpoint) -> Response:
     limit = int_param(request, "limit", 50, 1, 500)
     offset = int_param(request, "offset", 0, 0, 10_000_000)
     everyone = is_admin(request) and request.query_params.get("all") == "true"
-    rows = await ep.conversations.list_for(None if everyone else user_id(request), limit, offset)
+    uid, owner = principal_ids(request)
+    rows = await ep.conversations.list_for(None if everyone else (uid, owner), limit, offset)
     return JSONResponse({"conversations": rows, "limit": limit, "offset": offset})
 
 
 async def _owned(request: Request, ep: TFrameXEndpoint) -> str:
     conversation_id = parse_conversation_id(request.path_params["id"])
     row = await ep.conversations.get(conversation_id)
-    if row is None or not owner_check(request)(row.get("user_id")):
+    if row is None or not owner_check(request)(row):
         raise NotFoundError("no such conversation")
     return conversation_id
 
