@@ -51,10 +51,16 @@ class TFrameXEndpoint:
     # -- wiring -------------------------------------------------------------------------
 
     def bind_services(self, services: Services) -> None:
-        """Called by the stack before it builds its layers."""
+        """Called by the stack before it builds its layers (so before startup)."""
         self._services = services
         self._owns_services = False
         self._router = None
+        # Open the storage now so its connect hook runs at startup, not lazily mid-request.
+        services.storage  # noqa: B018
+        if services.config.persistence.enabled:
+            from tframex_asgi.storage.recorder import enable_recording
+
+            enable_recording(services)
 
     @property
     def services(self) -> Services:
