@@ -179,3 +179,85 @@ def test_config_and_settings_are_exclusive() -> None:
         build_stack(hello, EnterpriseConfig(), enable_security=False)
     with pytest.raises(ConfigError):
         build_stack(hello, {"metrics": {"nope": 1}})
+
+
+async def test_generated_request_ids_are_random_hex_and_unique() -> None:
+    from tframex_asgi.context import new_request_id
+
+    ids = [new_request_id() for _ in range(5000)]  # many refills of the pool
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
+    # No counter inside: consecutive ids share no common prefix beyond chance.
+    assert len({i[:8] for i in ids}) > 4900
+    stack = build_stack(hello, **OPEN)
+    async with stack:
+        seen = {(await request(stack, "GET", "/")).headers["x-request-id"] for _ in range(50)}
+    assert len(seen) == 50
+
+
+def test_a_forked_child_never_reuses_the_parents_pending_ids() -> None:
+    import os
+
+    from tframex_asgi import context
+
+    context.new_request_id()  # the pool holds pending ids now
+    pending = set(context._ids)
+    assert pending
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the next ids it would hand out
+        try:
+            os.write(write, ",".join(context.new_request_id() for _ in range(5)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_ids = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    assert len(child_ids) == 5
+    assert not child_ids & pending
+
+
+async def test_forwarded_for_is_ignored_without_trusted_proxies() -> None:
+    stack = build_stack(hello, **OPEN)
+    async with stack:
+        resp = await request(stack, "GET", "/", headers={"X-Forwarded-For": "203.0.113.9"}, client="198.51.100.7")
+    assert resp.body.decode().endswith("|198.51.100.7")
+
+
+async def test_started_stack_still_runs_lifespan() -> None:
+    stack = build_stack(hello, **OPEN)
+    await stack.startup()  # the hot path is taken only for http/websocket scopes
+    life = Lifespan(stack)
+    assert (await life.startup())["type"] == "lifespan.startup.complete"
+    assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+
+
+async def test_the_apps_own_request_id_header_is_replaced_whatever_its_case() -> None:
+    async def app(scope, receive, send):
+        headers = [(b"X-Request-ID", b"app-1"), (b"x-request-id", b"app-2"), (b"x-request-ix", b"kept")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    stack = build_stack(app, **OPEN)
+    async with stack:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "raw_path": b"/",
+            "headers": [(b"x-request-id", b"mine")],
+            "client": ("127.0.0.1", 1),
+        }
+        await stack(scope, receive, send)
+    raw = sent[0]["headers"]
+    assert [v for k, v in raw if k.lower() == b"x-request-id"] == [b"mine"]
+    assert (b"x-request-ix", b"kept") in raw

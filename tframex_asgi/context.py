@@ -8,18 +8,44 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from tframex_asgi.http import send_json_error
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state"]
+__all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state", "new_request_id"]
 
 logger = logging.getLogger("tframex_asgi.context")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+# Request ids: 128 random bits as 32 hex digits, like ``uuid4().hex``, from the same source
+# (os.urandom), but drawn 64 at a time: ``uuid.uuid4()`` costs ~5 µs a request, a pop ~50 ns.
+# Every id is fully random (no counter), so ids reveal neither request volume nor each other.
+# ``list.pop`` is atomic, so threads never share an id; a forked child drops the parent's
+# unused ids, which the parent would hand out too.
+_ID_BATCH = 64
+_ids: list[str] = []
+
+
+def _refill() -> None:
+    block = os.urandom(16 * _ID_BATCH).hex()
+    _ids.extend([block[i : i + 32] for i in range(0, 32 * _ID_BATCH, 32)])
+
+
+def new_request_id() -> str:
+    """A fresh random request id (32 hex digits)."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        _refill()
+        return _ids.pop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.clear)
 
 
 class RequestState(dict[str, Any]):
@@ -42,6 +68,9 @@ def get_state(scope: Scope) -> RequestState:
 class TrustedProxies:
     def __init__(self, cidrs: Iterable[str]) -> None:
         self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
 
     def __contains__(self, host: str | None) -> bool:
         if not host or not self.networks:
@@ -93,31 +122,43 @@ class RequestContextMiddleware:
 
     def _request_id(self, scope: Scope) -> str:
         if self.trust_request_id:
+            wanted = self.header
             for name, value in scope.get("headers", ()):
-                if name == self.header and _SAFE_ID.match(value):
+                if name == wanted and _SAFE_ID.match(value):
                     return str(value.decode("ascii"))
-        return uuid.uuid4().hex
+        return new_request_id()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        state = get_state(scope)
+        state = scope.get("tframex")
+        if state is None:
+            state = scope["tframex"] = RequestState()
         request_id = self._request_id(scope)
         state["request_id"] = request_id
-        state["client_ip"] = client_ip(scope, self.proxies)
-        if scope["type"] == "websocket":
+        if self.proxies:
+            state["client_ip"] = client_ip(scope, self.proxies)
+        else:  # no trusted proxy: the peer is the client, and X-Forwarded-For is never read
+            client = scope.get("client")
+            state["client_ip"] = client[0] if client else None
+        if kind == "websocket":
             await self.app(scope, receive, send)
             return
 
-        header = (self.header, request_id.encode("ascii"))
+        header_name = self.header
+        size = len(header_name)
+        header = (header_name, request_id.encode("ascii"))
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != self.header]
+                # The app's own id header is replaced (lower() keeps the length: others are kept
+                # without lowering their names).
+                headers = [h for h in message.get("headers", ()) if len(h[0]) != size or h[0].lower() != header_name]
                 headers.append(header)
                 message["headers"] = headers
             await send(message)

@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 
 from tframex_asgi.types import Scope
 
-__all__ = ["ANY_METHOD", "STANDARD_METHODS", "RouteTable", "normalize_path", "parse_rule", "route_path"]
+__all__ = ["ANY_METHOD", "STANDARD_METHODS", "STATE_KEY", "RouteTable", "normalize_path", "parse_rule", "route_path"]
 
 T = TypeVar("T")
 
@@ -48,12 +48,54 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if path[len(root)] == "/" else path
 
 
+# A path that every reader sees the same way: segments of unreserved characters, none of them
+# only dots. Such a path (with the same raw_path, or none, and no root_path) is its own
+# normal form; everything else takes the full check below.
+_PLAIN = re.compile(r"(?:/[A-Za-z0-9_~.\-]*[A-Za-z0-9_~\-][A-Za-z0-9_~.\-]*)+/?")
+# scope["tframex"] key caching the result: (path, raw_path, root_path, result).
+STATE_KEY = "normalized_path"
+_MEMO_SIZE = 4096
+_MEMO_PATH = 256
+
+
 def normalize_path(scope: Scope) -> str | None:
-    """The canonical route path of ``scope`` (no trailing slash), or ``None`` when malformed."""
+    """The canonical route path of ``scope`` (no trailing slash), or ``None`` when malformed.
+
+    Computed once per request: the result is kept in ``scope["tframex"]`` (when the scope has
+    one) with the ``path``, ``raw_path`` and ``root_path`` it was computed from, and reused
+    while those are the very same objects (a Starlette ``Mount`` changing them forces a fresh
+    computation).
+    """
+    state = scope.get("tframex")
+    raw = scope.get("raw_path")
+    if state is None or type(raw) is bytearray:  # a bytearray can change under the same identity
+        return _normalize(scope)
+    path = scope.get("path")
+    root = scope.get("root_path")
+    cached = state.get(STATE_KEY)
+    if cached is not None and cached[0] is path and cached[1] is raw and cached[2] is root:
+        result: str | None = cached[3]
+        return result
+    result = _normalize(scope)
+    state[STATE_KEY] = (path, raw, root, result)
+    return result
+
+
+def _normalize(scope: Scope) -> str | None:
     path = scope.get("path")
     if not isinstance(path, str) or len(path) > MAX_PATH:
         return None
     raw = scope.get("raw_path")
+    if (
+        not scope.get("root_path")
+        and _PLAIN.fullmatch(path) is not None
+        and (raw is None or (type(raw) is bytes and raw == path.encode("ascii")))
+    ):
+        return path[:-1] if len(path) > 1 and path[-1] == "/" else path
+    return _normalize_slow(scope, path, raw)
+
+
+def _normalize_slow(scope: Scope, path: str, raw: object) -> str | None:
     if raw is not None:
         if not isinstance(raw, bytes | bytearray):
             return None
@@ -163,6 +205,9 @@ class RouteTable(Generic[T]):
     def __init__(self, rules: Mapping[str, T] | Iterable[tuple[str, T]] = ()) -> None:
         self._rules: dict[str, list[_Rule[T]]] = {}
         self._exact: dict[tuple[str, str], _Rule[T]] = {}
+        # (method, path) -> answer of match(), for the paths seen most: bounded, and filled only
+        # up to its cap (junk paths cannot evict the real ones, they just are not remembered).
+        self._memo: dict[tuple[str, str], tuple[str, T] | None] = {}
         items = rules.items() if isinstance(rules, Mapping) else rules
         for rule, value in items:
             self.add(rule, value)
@@ -176,6 +221,7 @@ class RouteTable(Generic[T]):
             raise ValueError(f"duplicate route rule {method} {template}")
         bucket.append(compiled)
         bucket.sort(key=lambda r: r.specificity)
+        self._memo.clear()
         if all(s.kind == 0 for s in segments):
             self._exact[(method, "/" + "/".join(s.text for s in segments))] = compiled
 
@@ -193,6 +239,17 @@ class RouteTable(Generic[T]):
 
     def match(self, method: str, path: str) -> tuple[str, T] | None:
         """``(template, value)`` for a normalised ``path``, or ``None`` when no rule covers it."""
+        memo_key = (method, path)
+        try:
+            return self._memo[memo_key]
+        except KeyError:
+            pass
+        answer = self._match(method, path)
+        if len(self._memo) < _MEMO_SIZE and len(path) <= _MEMO_PATH:
+            self._memo[memo_key] = answer
+        return answer
+
+    def _match(self, method: str, path: str) -> tuple[str, T] | None:
         key = path.casefold()
         parts = key.split("/")[1:]
         if parts == [""]:

@@ -194,11 +194,14 @@ class EnterpriseStack:
             await self.startup()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Hot path first: one attribute read and one comparison per request once started.
+        if self.services.started and scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if not self.services.started:
-            await self._ensure_started()
+        await self._ensure_started()
         await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

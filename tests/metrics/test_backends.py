@@ -218,3 +218,56 @@ def test_the_documented_config_parses_and_the_seed_keywords_work() -> None:
         endpoint(), enable_security=False, enable_metrics=True, metrics_config={"backends": ["prometheus", "statsd"]}
     )
     assert [name for name, _ in stack.services.extras["metrics"].backends] == ["prometheus", "statsd"]
+
+
+def test_prometheus_fast_recorders_match_prometheus_client() -> None:
+    """Bound counters and histograms skip prometheus-client's per-call checks: the exposition
+    must be exactly what its own ``inc``/``observe`` would give, bucket edges included."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client.exposition import generate_latest
+
+    from tframex_asgi.metrics.prometheus import _CounterRecorder, _HistogramRecorder
+
+    spec_c = CATALOGUE["http_requests_total"]
+    spec_h = CATALOGUE["http_request_duration_seconds"]
+    labels = ("GET", "/x", "2xx")
+    ours = PrometheusBackend(PrometheusConfig(enabled=True))
+    for spec in (spec_c, spec_h):
+        ours.declare(spec)
+    counter = ours.bind(spec_c, labels)
+    histogram = ours.bind(spec_h, labels)
+    assert isinstance(counter, _CounterRecorder) and isinstance(histogram, _HistogramRecorder)
+    theirs_registry = CollectorRegistry()
+    theirs_c = Counter(ours.full_name(spec_c), spec_c.help, spec_c.labels, registry=theirs_registry).labels(*labels)
+    theirs_h = Histogram(
+        ours.full_name(spec_h), spec_h.help, spec_h.labels, registry=theirs_registry, buckets=spec_h.buckets
+    ).labels(*labels)
+    # Every bound exactly, just below and above it, zero, negative, tiny, huge and infinite.
+    values = [0.0, -1.0, 1e-9, 1e9, float("inf")]
+    for bound in spec_h.buckets:
+        values += [bound, bound * (1 - 1e-12), bound * (1 + 1e-12)]
+    for v in values:
+        histogram.observe(v)
+        theirs_h.observe(v)
+    for amount in (1.0, 2.0, 0.5):
+        counter.inc(amount)
+        theirs_c.inc(amount)
+    with pytest.raises(ValueError):
+        counter.inc(-1)
+
+    def samples(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")]
+
+    def without_created(lines: list[str]) -> list[str]:
+        return [line for line in lines if "_created" not in line]
+
+    assert without_created(samples(ours.registry)) == without_created(samples(theirs_registry))
+    # NaN and exemplars take prometheus-client's own path.
+    histogram.observe(float("nan"))
+    histogram.observe(0.2, {"trace_id": "abc"})
+    assert (
+        ours.registry.get_sample_value(
+            "tframex_http_request_duration_seconds_count", dict(zip(spec_h.labels, labels, strict=True))
+        )
+        == len(values) + 1
+    )

@@ -238,3 +238,23 @@ async def test_enabled_without_backends_defaults_to_prometheus() -> None:
     assert stack.layers == ("context", "metrics")
     async with stack:
         assert (await request(stack, "GET", "/metrics")).status == 200
+
+
+async def test_status_codes_of_one_class_share_one_series() -> None:
+    codes = iter([200, 201, 204, 404, 418, 200])
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": next(codes), "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    stack = make_stack(app)
+    async with stack:
+        for _ in range(6):
+            await request(stack, "GET", "/x")
+    labels = {"method": "GET", "route": "<unmatched>"}
+    assert value(stack, "http_requests_total", **labels, status_class="2xx") == 4
+    assert value(stack, "http_requests_total", **labels, status_class="4xx") == 2
+    assert value(stack, "http_request_duration_seconds_count", **labels, status_class="2xx") == 4
+    assert series(stack, "http_requests") == {
+        tuple(sorted({**labels, "status_class": c}.items())) for c in ("2xx", "4xx")
+    }

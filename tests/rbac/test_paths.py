@@ -173,3 +173,57 @@ def test_no_path_trick_reaches_a_handler_under_another_permission(pieces: list[s
         assert ours is not None, (raw, method)
         assert ours[0] == theirs, (raw, method, ours, theirs)
     assert normalize_path({"path": normalized, "raw_path": normalized.encode()}) in (normalized, None)
+
+
+# -- the fast path and the per-request cache give the same answers as the full check -----------
+
+PLAIN_CHARS = "abcXYZ019_-~.%/;\\é "
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(alphabet=PLAIN_CHARS, max_size=30), st.sampled_from(["", "/api"]), st.booleans())
+def test_fast_path_agrees_with_the_full_check(text: str, root: str, with_raw: bool) -> None:
+    from tframex_asgi.paths import _normalize_slow
+
+    path = root + "/" + text if root else "/" + text
+    scope: dict = {"path": path, "root_path": root}
+    if with_raw:
+        scope["raw_path"] = path.encode()
+    raw = scope.get("raw_path")
+    assert normalize_path(scope) == _normalize_slow(scope, path, raw)
+
+
+def test_cached_per_request_and_recomputed_when_the_path_changes() -> None:
+    from tframex_asgi.context import RequestState
+    from tframex_asgi.paths import STATE_KEY
+
+    state = RequestState()
+    scope = {"path": "/agents/x/run", "raw_path": b"/agents/x/run", "root_path": "", "tframex": state}
+    assert normalize_path(scope) == "/agents/x/run"
+    assert state[STATE_KEY][3] == "/agents/x/run"
+    state[STATE_KEY] = (scope["path"], scope["raw_path"], scope["root_path"], "/from-cache")
+    assert normalize_path(scope) == "/from-cache"  # same path objects: computed once per request
+    # A Mount (or any inner layer) that rewrites the path gets a fresh, correct answer.
+    scope["path"], scope["raw_path"] = "/agents/../admin", b"/agents/../admin"
+    assert normalize_path(scope) is None
+    scope["root_path"] = "/api"
+    scope["path"], scope["raw_path"] = "/api/tools", b"/api/tools"
+    assert normalize_path(scope) == "/tools"
+    # A mutable raw_path is never cached.
+    mutable = {"path": "/a", "raw_path": bytearray(b"/a"), "tframex": RequestState()}
+    assert normalize_path(mutable) == "/a"
+    assert STATE_KEY not in mutable["tframex"]
+
+
+def test_route_table_memo_follows_added_rules() -> None:
+    table = RouteTable({"GET /{a}": "param"})
+    assert table.match("GET", "/admin") == ("/{a}", "param")
+    assert table.match("GET", "/admin") == ("/{a}", "param")  # remembered
+    table.add("GET /admin", "literal")
+    assert table.match("GET", "/admin") == ("/admin", "literal")
+    assert table.match("GET", "/ADMIN") == ("/admin", "literal")
+    assert table.match("POST", "/admin") is None
+    for i in range(5000):  # many distinct paths: the memo stays bounded, answers stay right
+        assert table.match("GET", f"/p{i}") == ("/{a}", "param")
+    assert len(table._memo) <= 4096
+    assert table.match("GET", "/p4999") == ("/{a}", "param")

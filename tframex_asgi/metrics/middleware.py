@@ -77,9 +77,10 @@ class PerformanceMonitor:
         # spares two locked gauge updates per request. Aggregate state, not per-request state.
         self.in_flight = 0
         collector.observe_with("http_requests_in_flight", self._in_flight_sample)
-        # (method, route, status class) -> (requests counter, duration histogram): a shared
-        # cache of bound series, bounded like the collector's.
-        self._series: dict[tuple[str, str, str], tuple[Recorder, Recorder]] = {}
+        # (method, route, status code) -> (requests counter, duration histogram) of its status
+        # class: a shared cache of bound series, bounded like the collector's (keyed by the
+        # code itself, so the hot path needs no status-class computation).
+        self._series: dict[tuple[str, str, int], tuple[Recorder, Recorder]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,12 +95,13 @@ class PerformanceMonitor:
         async def send_and_watch(message: Message) -> None:
             nonlocal status, ended
             kind = message["type"]
-            if kind == "http.response.start":
+            if kind == "http.response.body":
+                if not message.get("more_body", False):
+                    ended = perf_counter()
+            elif kind == "http.response.start":
                 status = message["status"]
                 if trace_hook is not None:
                     trace_hook.name_span(_method(scope), route_of(scope, scope.get("tframex")))
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                ended = perf_counter()
             await send(message)
 
         failed = False
@@ -119,10 +121,11 @@ class PerformanceMonitor:
     def _in_flight_sample(self) -> list[Sample]:
         return [((), float(self.in_flight))]
 
-    def _bind(self, key: tuple[str, str, str]) -> tuple[Recorder, Recorder]:
+    def _bind(self, key: tuple[str, str, int]) -> tuple[Recorder, Recorder]:
+        labels = (key[0], key[1], status_class(key[2]))
         pair = (
-            self.collector.child("http_requests_total", key),
-            self.collector.child("http_request_duration_seconds", key),
+            self.collector.child("http_requests_total", labels),
+            self.collector.child("http_request_duration_seconds", labels),
         )
         if len(self._series) < self.collector.max_series:
             self._series[key] = pair
@@ -130,8 +133,13 @@ class PerformanceMonitor:
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         state = scope.get("tframex")
-        route = route_of(scope, state)
-        key = (_method(scope), route, status_class(status))
+        route = state.get("route") if state else None
+        if type(route) is not str or not route:
+            route = route_of(scope, state)
+        method: str = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"
+        key = (method, route, status)
         pair = self._series.get(key) or self._bind(key)
         pair[0].inc()
         if self.trace_hook is not None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from tframex_asgi.config.metrics import PrometheusConfig
 from tframex_asgi.errors import ConfigError
-from tframex_asgi.metrics.backend import Callback, Recorder
+from tframex_asgi.metrics.backend import Callback, Exemplar, Recorder
 from tframex_asgi.metrics.spec import MetricSpec
 
 __all__ = ["MultiprocessPrometheusBackend", "PrometheusBackend", "prometheus_backend"]
@@ -54,9 +56,83 @@ class _CallbackCollector(Collector):
         yield family
 
 
+class _CounterRecorder:
+    """A bound counter child, updated through its value directly.
+
+    prometheus-client's ``inc`` re-checks on every call that the child has its labels (two
+    method calls); the collector binds children once, so that check is done here, once.
+    """
+
+    __slots__ = ("_child", "_value")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._value = child._value
+
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self._value.inc(amount)
+
+    def observe(self, value: float, exemplar: Exemplar | None = None) -> None:
+        self._child.observe(value, exemplar)  # not a histogram: raises as the child would
+
+    def set(self, value: float) -> None:
+        self._child.set(value)
+
+
+class _HistogramRecorder:
+    """A bound histogram child: the bucket is found by bisection instead of a linear scan, and
+    the same values are updated as ``Histogram.observe`` would (``le`` buckets: the first bound
+    ``>= value``). Exemplars and NaN take the child's own path."""
+
+    __slots__ = ("_bounds", "_buckets", "_child", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._sum = child._sum
+        self._buckets = child._buckets
+        self._bounds = tuple(child._upper_bounds)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._child.inc(amount)
+
+    def observe(self, value: float, exemplar: Exemplar | None = None) -> None:
+        if exemplar or math.isnan(value):
+            self._child.observe(value, exemplar)
+            return
+        self._sum.inc(value)
+        self._buckets[bisect_left(self._bounds, value)].inc(1)
+
+    def set(self, value: float) -> None:
+        self._child.set(value)
+
+
+def _recorder(child: Any) -> Recorder:
+    """The fast recorder of a bound prometheus-client child when its internals are the known
+    ones (checked once, when binding), else the child itself."""
+    if type(child) is Counter and getattr(child, "_labelvalues", None) and hasattr(child, "_value"):
+        return _CounterRecorder(child)
+    if type(child) is Histogram and getattr(child, "_labelvalues", None):
+        bounds = getattr(child, "_upper_bounds", None)
+        buckets = getattr(child, "_buckets", None)
+        if (
+            isinstance(bounds, list | tuple)
+            and isinstance(buckets, list)
+            and len(bounds) == len(buckets)
+            and bounds
+            and bounds[-1] == math.inf
+            and list(bounds) == sorted(bounds)
+            and hasattr(child, "_sum")
+        ):
+            return _HistogramRecorder(child)
+    return child  # type: ignore[no-any-return]
+
+
 class PrometheusBackend:
-    """Single-process Prometheus backend. ``bind`` returns prometheus-client's own children,
-    so recording costs exactly one prometheus-client update."""
+    """Single-process Prometheus backend. ``bind`` returns prometheus-client's own children
+    (counters and histograms behind a thin recorder that skips the per-call label check), so
+    recording costs one prometheus-client value update."""
 
     multiprocess = False
 
@@ -88,7 +164,7 @@ class PrometheusBackend:
 
     def bind(self, spec: MetricSpec, labels: tuple[str, ...]) -> Recorder:
         metric = self.metrics[spec.name]
-        return metric.labels(*labels) if labels else metric  # type: ignore[no-any-return]
+        return _recorder(metric.labels(*labels)) if labels else metric  # type: ignore[no-any-return]
 
     def register_callback(self, spec: MetricSpec, callback: Callback) -> None:
         self.registry.register(_CallbackCollector(self.full_name(spec), spec, callback))

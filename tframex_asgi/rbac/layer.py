@@ -27,6 +27,8 @@ __all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table"]
 
 logger = logging.getLogger("tframex_asgi.rbac")
 _OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
+# lower() keeps the length: headers of another length are skipped without lowering them.
+_OVERRIDE_LENGTHS = frozenset(len(h) for h in _OVERRIDE_HEADERS)
 UNMATCHED = "<unmatched>"
 
 
@@ -73,19 +75,25 @@ class AuthorizationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket"):
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        state = get_state(scope)
+        state = scope.get("tframex")
+        if state is None:
+            state = get_state(scope)
         # A websocket handshake is authorized by explicit "WEBSOCKET /path" rules only.
         method = scope.get("method", "") if kind == "http" else "WEBSOCKET"
-        path = normalize_path(scope)
+        path = normalize_path(scope)  # computed once per request, shared with audit and rate limit
         if path is None:
             state["route"] = UNMATCHED
             await self._deny(scope, send, 400, "bad_path", "bad_path", "the request path is malformed")
             return
         for name, value in scope.get("headers", ()):
-            if name.lower() in _OVERRIDE_HEADERS and value.strip().upper() != method.encode("latin-1"):
+            if (
+                len(name) in _OVERRIDE_LENGTHS
+                and name.lower() in _OVERRIDE_HEADERS
+                and value.strip().upper() != method.encode("latin-1")
+            ):
                 state["route"] = UNMATCHED
                 await self._deny(scope, send, 403, "forbidden", "forbidden", "method override headers are refused")
                 return
