@@ -37,6 +37,19 @@ class APIKeyProvider:
     def offered(self, creds: Credentials) -> str | None:
         return creds.api_key
 
+    def cached(self, credential: str) -> Principal | None:
+        """The principal of a key verified earlier and not yet expired, else None (no I/O; the
+        full path then decides, with the reason)."""
+        if len(credential) > _MAX_KEY_CHARS:
+            return None
+        cached = self.store.key_cache.get(key_digest(credential))
+        if cached is None:
+            return None
+        principal, expires = cached
+        if expires is None or expires > self.clock.time():
+            return principal
+        return None
+
     async def authenticate(self, credential: str, scope: Scope) -> Principal:
         if len(credential) > _MAX_KEY_CHARS:
             raise CredentialError("invalid_credentials")

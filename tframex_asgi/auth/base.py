@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tframex_asgi.errors import AuthenticationError, ServiceUnavailableError
 
@@ -65,10 +64,10 @@ class IdPUnavailableError(ServiceUnavailableError):
     code = "idp_unavailable"
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(NamedTuple):
     """The credential headers of one request, read once. ``ambiguous`` names a header that came
-    more than once (refused: which one would win differs between proxies)."""
+    more than once (refused: which one would win differs between proxies). Immutable; a tuple
+    because one is built per request."""
 
     authorization: str | None = None
     api_key: str | None = None
@@ -89,6 +88,12 @@ class AuthProvider(Protocol):
     async def authenticate(self, credential: str, scope: Scope) -> Principal:
         """The principal, or CredentialError / IdPUnavailableError."""
         ...
+
+    # Optional, found with getattr when the layer is built:
+    #   def cached(self, credential: str) -> Principal | None
+    # the principal of a credential this provider already verified and still holds in its cache
+    # (no I/O, no password or signature check), else None. The layer serves such a request
+    # without the brute-force lookup unless the guard calls the address suspect.
 
 
 class PermissionResolver:

@@ -55,9 +55,19 @@ class BasicAuthProvider:
             return auth[6:]
         return None
 
+    def _digest(self, credential: str) -> bytes:
+        return hmac.new(self.store.login_pepper, credential.strip().encode(), hashlib.sha256).digest()
+
+    def cached(self, credential: str) -> Principal | None:
+        """The principal of a credential verified earlier (no argon2, no I/O), else None. Only
+        well-formed credentials that passed argon2 are ever cached."""
+        if len(credential) > _MAX_CREDENTIAL_CHARS:
+            return None
+        return self.store.login_cache.get(self._digest(credential))
+
     async def authenticate(self, credential: str, scope: Scope) -> Principal:
         username, password = parse_basic(credential)
-        digest = hmac.new(self.store.login_pepper, credential.strip().encode(), hashlib.sha256).digest()
+        digest = self._digest(credential)
         cached = self.store.login_cache.get(digest)
         if cached is not None:
             return cached

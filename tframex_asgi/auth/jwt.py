@@ -199,6 +199,10 @@ class JWTProvider:
         # Opaque tokens (no two dots) are left to OAuth2 introspection.
         return token if token is not None and token.count(".") == 2 else None
 
+    def cached(self, credential: str) -> Principal | None:
+        """A token verified earlier, cached no longer than its ``exp`` (no I/O), else None."""
+        return self.cache.get(hashlib.sha256(credential.encode()).digest())
+
     async def authenticate(self, credential: str, scope: Scope) -> Principal:
         digest = hashlib.sha256(credential.encode()).digest()
         cached = self.cache.get(digest)

@@ -3,6 +3,15 @@
 Every path needs credentials unless it is listed in ``security.public_paths`` (exact match:
 ``/healthz/../agents`` is not ``/healthz``). A 401 names every enabled scheme in
 ``WWW-Authenticate``; the body never says which part of a credential was wrong.
+
+Brute-force protection (``failures``, the rate-limit package's guard): ``blocked(ip)`` is asked
+before any credential check that is not a cache hit, so a blocked address is refused before any
+key lookup, argon2 verification or token check. A credential the first provider already holds
+verified in its cache (``cached()``: no I/O, no secret check, so presenting it tests no guess)
+skips that lookup unless the guard's optional ``suspect(ip)`` says this process saw a failure
+from the address (or the storage fails closed); a guard without ``suspect`` is asked every time.
+The cache TTLs, expiry checks and revocation (``IdentityStore.invalidate``) are unchanged: the
+warm path reads the same caches that ``authenticate`` reads first.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ SPOOFABLE = frozenset(
     }
 )
 
+_AUTHORIZATION, _API_KEY, _SPOOFED = 1, 2, 3
+_NO_CREDENTIALS = Credentials()
+
 
 class AuthenticationMiddleware:
     """Pure ASGI authentication: ``scope["user"]`` / ``scope["auth"]`` / ``state["principal"]``.
@@ -72,26 +84,43 @@ class AuthenticationMiddleware:
         self.public_paths = frozenset(public_paths)
         self.require_auth = require_auth
         self.failures = failures
+        # Optional capability of the brute-force guard (contracts.md only promises blocked and
+        # record_failure): without it, every request is checked as before.
+        self._suspect = getattr(failures, "suspect", None)
+        # Providers that can answer from their cache without I/O (optional ``cached``).
+        self._cached = {id(p): fn for p in self.providers if (fn := getattr(p, "cached", None)) is not None}
         self.challenges = [(b"www-authenticate", p.challenge()) for p in self.providers]
+        kinds: dict[bytes, int] = dict.fromkeys(SPOOFABLE, _SPOOFED)
+        if self.api_key_header is not None:
+            kinds[self.api_key_header] = _API_KEY
+        kinds[b"authorization"] = _AUTHORIZATION  # checked first, as it always was
+        self._header_kinds = kinds
 
     def _credentials(self, scope: Scope) -> Credentials:
         authorization: str | None = None
         api_key: str | None = None
         ambiguous: str | None = None
         spoofed = False
+        kinds = self._header_kinds
+        # One dict lookup per header: most headers are none of ours.
         for name, value in scope.get("headers", ()):
-            if name == b"authorization":
+            kind = kinds.get(name)
+            if kind is None:
+                continue
+            if kind == _AUTHORIZATION:
                 if authorization is not None:
                     ambiguous = "authorization"
                 authorization = value.decode("latin-1")
-            elif name == self.api_key_header:
+            elif kind == _API_KEY:
                 if api_key is not None:
                     ambiguous = "api_key"
                 api_key = value.decode("latin-1").strip()
-            elif name in SPOOFABLE:
+            else:
                 spoofed = True
         if spoofed:
             scope["headers"] = [(n, v) for n, v in scope["headers"] if n not in SPOOFABLE]
+        if authorization is None and api_key is None:
+            return _NO_CREDENTIALS
         return Credentials(authorization, api_key, ambiguous)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,9 +146,21 @@ class AuthenticationMiddleware:
             return
         # From here credentials were offered (possibly in a scheme no provider takes: refused).
 
-        ip = state.get("client_ip") or (scope.get("client") or (None,))[0]
-        if self.failures is not None:
-            wait = await self.failures.blocked(ip)
+        failures = self.failures
+        ip = (state.get("client_ip") or (scope.get("client") or (None,))[0]) if failures is not None else None
+        if offered:
+            # Warm path: the first offered credential is one this process verified (cache hit).
+            # Presenting it tests no guess, so the brute-force lookup is skipped unless the guard
+            # says this address is suspect here (see ratelimit/bruteforce.py for the guarantee).
+            provider, credential = offered[0]
+            lookup = self._cached.get(id(provider))
+            principal = lookup(credential) if lookup is not None else None
+            if principal is not None and (failures is None or (self._suspect is not None and not self._suspect(ip))):
+                set_principal(scope, principal, state)
+                await self.app(scope, receive, send)
+                return
+        if failures is not None:
+            wait = await failures.blocked(ip)
             if wait:
                 await self._reject(scope, send, 429, "auth_failures_blocked", retry_after=wait)
                 return
@@ -136,14 +177,14 @@ class AuthenticationMiddleware:
                 logger.warning("%s authentication unavailable: %s", provider.name, type(exc).__name__)
                 unavailable = True
                 continue
-            set_principal(scope, principal)
+            set_principal(scope, principal, state)
             await self.app(scope, receive, send)
             return
         if unavailable:
             await self._reject(scope, send, 503, "idp_unavailable")
             return
-        if self.failures is not None:
-            await self.failures.record_failure(ip)
+        if failures is not None:
+            await failures.record_failure(ip)
         await self._reject(scope, send, 401, reason or "invalid_credentials")
 
     async def _reject(self, scope: Scope, send: Send, status: int, reason: str, retry_after: float = 0) -> None:

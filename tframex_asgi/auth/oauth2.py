@@ -119,6 +119,12 @@ class OAuth2Provider:
             logger.warning("oauth2: no client_id/client_secret, so opaque tokens cannot be introspected")
         return _Discovered(verifier, introspection if can_introspect else None)
 
+    def cached(self, credential: str) -> Principal | None:
+        """A token introspected or verified earlier, cached no longer than its ``exp`` (no I/O)."""
+        if not credential or len(credential) > self.cfg.max_token_bytes or not credential.isascii():
+            return None
+        return self.cache.get(hashlib.sha256(credential.encode()).digest())
+
     async def authenticate(self, credential: str, scope: Scope) -> Principal:
         if not credential or len(credential) > self.cfg.max_token_bytes or not credential.isascii():
             raise CredentialError("invalid_token")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 
-from tframex_asgi.context import get_state
+from tframex_asgi.context import RequestState, get_state
 from tframex_asgi.types import Scope
 
 __all__ = ["AUTH_METHODS", "Principal", "set_anonymous", "set_principal"]
@@ -50,11 +50,28 @@ class Principal(BaseUser):
         return f"Principal(id={self.id!r}, username={self.username!r}, auth_method={self.auth_method!r})"
 
 
-def set_principal(scope: Scope, principal: Principal) -> None:
-    """Put ``principal`` where Starlette and our own layers look for it."""
+# Sorted scopes per permission set: a handful of distinct sets (one per role mix and key scope),
+# each sorted once instead of on every request. frozenset caches its own hash.
+_SORTED: dict[frozenset[str], tuple[str, ...]] = {}
+_SORTED_MAX = 4096
+
+
+def _sorted_scopes(permissions: frozenset[str]) -> tuple[str, ...]:
+    scopes = _SORTED.get(permissions)
+    if scopes is None:
+        if len(_SORTED) >= _SORTED_MAX:
+            _SORTED.clear()
+        scopes = _SORTED[permissions] = tuple(sorted(permissions))
+    return scopes
+
+
+def set_principal(scope: Scope, principal: Principal, state: RequestState | None = None) -> None:
+    """Put ``principal`` where Starlette and our own layers look for it (``state``: the request's
+    ``scope["tframex"]`` when the caller has it already)."""
     scope["user"] = principal
-    scope["auth"] = AuthCredentials(sorted(principal.permissions))
-    get_state(scope)["principal"] = principal
+    # A fresh AuthCredentials (its scopes list is mutable: never shared between requests).
+    scope["auth"] = AuthCredentials(_sorted_scopes(principal.permissions))
+    (get_state(scope) if state is None else state)["principal"] = principal
 
 
 def set_anonymous(scope: Scope) -> None:

@@ -26,13 +26,19 @@ Header = tuple[bytes, bytes]
 
 def delta_seconds(seconds: float) -> int:
     """Whole seconds, rounded up: a client that waits this long is never early."""
-    return max(0, math.ceil(seconds))
+    return math.ceil(seconds) if seconds > 0 else 0
 
 
 def rate_limit_headers(windows: Sequence[tuple[Policy, WindowState]]) -> list[Header]:
     if not windows:
         return []
-    policy = ", ".join(f'"{p.name}";q={p.quota};w={p.window}' for p, _ in windows)
+    if len(windows) == 1:  # the common case: no joins
+        p, w = windows[0]
+        return [
+            (b"ratelimit-policy", p.field.encode("ascii")),
+            (b"ratelimit", f'"{p.name}";r={w.remaining};t={delta_seconds(w.reset)}'.encode("ascii")),
+        ]
+    policy = ", ".join(p.field for p, _ in windows)
     state = ", ".join(f'"{p.name}";r={w.remaining};t={delta_seconds(w.reset)}' for p, w in windows)
     return [(b"ratelimit-policy", policy.encode("ascii")), (b"ratelimit", state.encode("ascii"))]
 

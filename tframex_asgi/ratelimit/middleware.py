@@ -10,7 +10,6 @@ Either way the request is marked ``audit_reason = "ratelimit_unavailable"`` and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from tframex_asgi.config.ratelimit import RateLimitConfig
@@ -42,6 +41,8 @@ class RateLimitMiddleware:
         self.stats = self.backend.stats
         self.exempt = frozenset(cfg.exempt_paths)
         self.headers_on_success = cfg.headers_on_success
+        # Memory storage counts synchronously: no coroutine per limit on the common path.
+        self._hit_sync = getattr(self.backend, "hit_window_sync", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt:
@@ -50,7 +51,10 @@ class RateLimitMiddleware:
         state = get_state(scope)
         hits, tokens = self.rules.checks(scope)
         try:
-            rejected, windows = await self._evaluate(hits, tokens)
+            if self._hit_sync is not None and not tokens:
+                rejected, windows = self._evaluate_sync(hits)
+            else:
+                rejected, windows = await self._evaluate(hits, tokens)
         except StorageUnavailable:
             await self._unavailable(scope, receive, send, state)
             return
@@ -59,12 +63,16 @@ class RateLimitMiddleware:
             return
         self.stats.allowed_total += 1
         if windows:
-            state["ratelimit"] = _summary(*min(windows, key=lambda pw: pw[1].remaining))
+            tightest = windows[0] if len(windows) == 1 else min(windows, key=lambda pw: pw[1].remaining)
+            state["ratelimit"] = _summary(*tightest)
         if not tokens and not (windows and self.headers_on_success):
             await self.app(scope, receive, send)
             return
         extra = rate_limit_headers(windows) if self.headers_on_success else []
         app_send = _with_headers(send, extra) if extra else send
+        if not tokens:
+            await self.app(scope, receive, app_send)
+            return
         try:
             await self.app(scope, receive, app_send)
         except Exception:
@@ -76,32 +84,44 @@ class RateLimitMiddleware:
         self, hits: list[Check], tokens: list[Check]
     ) -> tuple[tuple[Policy, WindowState] | None, list[tuple[Policy, WindowState]]]:
         """``(rejection, windows)``: the policy that refused the request (with its window), or
-        the windows of every applied policy for the headers."""
+        the windows of every applied policy for the headers. One storage call per limit: the hit
+        reports its own window (on network storage: the hit, then a window read only when the
+        headers need it or the hit was refused)."""
         backend = self.backend
+        want = self.headers_on_success
+        windows: list[tuple[Policy, WindowState]] = []
         for check in hits:
-            if not await backend.hit(check.policy.item, *check.key, strategy=check.strategy):
-                return (check.policy, await self._window_or_full(check)), []
+            allowed, state = await backend.hit_window(check.policy.item, check.key, strategy=check.strategy, state=want)
+            if not allowed:
+                assert state is not None  # a refusal always reports its window
+                return (check.policy, state), []
+            if state is not None:
+                windows.append((check.policy, state))
         # The token budget is charged after the run, so before it we can only refuse a client
         # whose budget is already spent.
-        token_windows = [(c.policy, await backend.window(c.policy.item, *c.key, strategy=c.strategy)) for c in tokens]
-        for policy, window in token_windows:
+        for c in tokens:
+            window = await backend.window(c.policy.item, *c.key, strategy=c.strategy)
             if window.remaining <= 0:
-                return (policy, window), []
-        if not self.headers_on_success:
-            return None, []
-        if len(hits) == 1:  # the common case: skip gather's task per call
-            states = [await backend.window(hits[0].policy.item, *hits[0].key, strategy=hits[0].strategy)]
-        else:
-            states = await asyncio.gather(*(backend.window(c.policy.item, *c.key, strategy=c.strategy) for c in hits))
-        return None, [*zip((c.policy for c in hits), states, strict=True), *token_windows]
+                return (c.policy, window), []
+            windows.append((c.policy, window))
+        return None, (windows if want else [])
 
-    async def _window_or_full(self, check: Check) -> WindowState:
-        # The refusal stands even if the storage fails right after it: assume a full window.
-        try:
-            return await self.backend.window(check.policy.item, *check.key, strategy=check.strategy)
-        except StorageUnavailable:
-            policy = check.policy
-            return WindowState(policy.quota, 0, float(policy.window), policy.window)
+    def _evaluate_sync(
+        self, hits: list[Check]
+    ) -> tuple[tuple[Policy, WindowState] | None, list[tuple[Policy, WindowState]]]:
+        """:meth:`_evaluate` for memory storage and no token budget (same decisions, no awaits)."""
+        hit = self._hit_sync
+        assert hit is not None
+        want = self.headers_on_success
+        windows: list[tuple[Policy, WindowState]] = []
+        for check in hits:
+            allowed, state = hit(check.policy.item, check.key, strategy=check.strategy, state=want)
+            if not allowed:
+                assert state is not None  # a refusal always reports its window
+                return (check.policy, state), []
+            if state is not None:
+                windows.append((check.policy, state))
+        return None, windows
 
     async def _reject(self, send: Send, state: RequestState, policy: Policy, window: WindowState) -> None:
         self.stats.rejected_total += 1

@@ -8,10 +8,11 @@ are counted per client and route template; the token budget per client.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from limits import RateLimitItem, parse_many
 
@@ -30,6 +31,13 @@ class Policy:
 
     name: str
     item: RateLimitItem
+    # Its RateLimit-Policy list member ('"name";q=100;w=60'), rendered once.
+    field: str = dataclasses.field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            rendered = f'"{self.name}";q={int(self.item.amount)};w={int(self.item.get_expiry())}'
+            object.__setattr__(self, "field", rendered)
 
     @property
     def quota(self) -> int:
@@ -44,9 +52,8 @@ class Policy:
         return self.item.amount / self.item.get_expiry()
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """A policy bound to the storage key of one request."""
+class Check(NamedTuple):
+    """A policy bound to the storage key of one request (a tuple: built on every request)."""
 
     policy: Policy
     key: tuple[str, ...]
@@ -73,6 +80,8 @@ def parse_policies(name: str, limit: str) -> tuple[Policy, ...]:
 
 def _escape(part: str) -> str:
     # limits joins identifiers with "/": escape it so two ids can never form the same key.
+    if "%" not in part and "/" not in part:
+        return part
     return part.replace("%", "%25").replace("/", "%2F")
 
 
@@ -126,9 +135,23 @@ class Rules:
         self.token_strategy = cfg.token_strategy
         self.token_routes: RouteTable[bool] = RouteTable(dict.fromkeys(cfg.token_routes, True))
         self.needs_path = bool(len(self.routes) or self.tokens)
+        self._tier_cache: dict[frozenset[str], tuple[Policy, ...]] = {}
 
     def client_policies(self, user: Any) -> tuple[Policy, ...]:
         roles = getattr(user, "roles", None) if getattr(user, "is_authenticated", False) else None
+        if not self.tiers or not roles:
+            return self.default
+        if isinstance(roles, frozenset):
+            # A handful of role sets in practice; each resolved once (bounded all the same).
+            cached = self._tier_cache.get(roles)
+            if cached is None:
+                if len(self._tier_cache) >= 1024:
+                    self._tier_cache.clear()
+                cached = self._tier_cache[roles] = self._best_tier(roles)
+            return cached
+        return self._best_tier(roles)
+
+    def _best_tier(self, roles: Iterable[str]) -> tuple[Policy, ...]:
         best: tuple[Policy, ...] | None = None
         for role in roles or ():
             tier = self.tiers.get(role)
@@ -142,6 +165,9 @@ class Rules:
         charge after the response. Route limits come first so that their rejections do not also
         spend the client's general budget."""
         client = _escape(client_identity(scope, self.key_by))
+        if not self.needs_path:  # no route limits, no token budget: the client's own limits only
+            key = ("c", client)
+            return [Check(p, key) for p in self.client_policies(scope.get("user"))], []
         hits: list[Check] = []
         tokens: list[Check] = []
         # A malformed path matches no template (authorization answers it with 400 bad_path);
