@@ -4,15 +4,21 @@ It sits outside authentication, rate limiting and authorization, so it sees thei
 responses and reads ``state["audit_reason"]`` and ``state["principal"]`` once the inner layers
 have run. It never reads or buffers the request body or the response body: it only watches
 ``http.response.start`` for the status.
+
+Per request it decides from the status and reason whether the level records it (at level
+``security`` a request that is not a refusal costs that check and nothing else) and, if so,
+captures a tuple of references (:func:`~tframex_asgi.audit.records.capture_request`); the
+logger builds, redacts, signs and submits the rows off the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from tframex_asgi.audit.logger import AuditLogger, get_audit
-from tframex_asgi.audit.records import SECURITY_STATUSES
+from tframex_asgi.audit.records import OPERATIONAL_REASONS, SECURITY_STATUSES, capture_request
 from tframex_asgi.audit.routes import audit_routes
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.context import get_state
@@ -20,35 +26,32 @@ from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AuditMiddleware", "build_layer"]
 
+logger = logging.getLogger("tframex_asgi.audit")
+
 # Recorded when the client went away (or the server cancelled the task) before a response started.
 CLIENT_CLOSED = 499
-
-
-def _path_of(scope: Scope) -> str:
-    try:
-        from tframex_asgi.paths import normalize_path
-    except ImportError:  # pragma: no cover - paths ships with rbac
-        return str(scope.get("path", ""))
-    normal = normalize_path(scope)
-    # A malformed path is recorded as sent (escaped by the logger): that is the evidence.
-    return normal if normal is not None else str(scope.get("path", ""))
 
 
 class AuditMiddleware:
     """Pure ASGI middleware recording each HTTP request through an :class:`AuditLogger`."""
 
     def __init__(self, app: ASGIApp, audit: AuditLogger, *, clock: Clock | None = None) -> None:
-        if not callable(getattr(audit, "log_request", None)):
+        if not callable(getattr(audit, "log_request", None)) or not callable(getattr(audit, "record", None)):
             raise TypeError("audit must be an AuditLogger")
         self.app = app
         self.audit = audit
         self.clock: Clock = clock or SystemClock()
+        level = getattr(getattr(audit, "config", None), "level", None)
+        # What AuditLogger.wants() decides, resolved once: every request, refusals only, or none.
+        self._every = level == "full"
+        self._refusals = level in ("full", "security")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = self.clock.monotonic()
+        clock = self.clock
+        started = clock.monotonic()
         state = get_state(scope)
         status: int | None = None
 
@@ -74,18 +77,23 @@ class AuditMiddleware:
                 # The outer context layer turns an exception into a 500; no response at all is a 500 too.
                 final = CLIENT_CLOSED if failure == "cancelled" else 500
                 reason = reason or "no_response"
-            reason = None if reason is None else str(reason)
-            # Checked first so the security level pays almost nothing for the requests it skips.
-            if self.audit.wants(final, reason or SECURITY_STATUSES.get(final)):
-                route = state.get("route")
-                self.audit.log_request(
-                    scope,
-                    status=final,
-                    duration_ms=int((self.clock.monotonic() - started) * 1000),
-                    reason=reason,
-                    route=None if route is None else str(route),
-                    path=_path_of(scope),
-                )
+            if reason is not None:
+                reason = str(reason)
+            # The level's decision first, so the security level pays almost nothing for the
+            # requests it skips (AuditLogger.wants, inlined).
+            if self._every or (
+                self._refusals and (final in SECURITY_STATUSES or (bool(reason) and reason not in OPERATIONAL_REASONS))
+            ):
+                audit = self.audit
+                try:
+                    duration_ms = int((clock.monotonic() - started) * 1000)
+                    # Wall time from the logger's clock, as its other rows.
+                    created = audit.clock.time()
+                    audit.record(
+                        capture_request(scope, state, created, final, duration_ms, reason, state.get("route"), None)
+                    )
+                except Exception:  # never break the request being recorded
+                    logger.exception("could not record a request")
 
 
 def build_layer(app: ASGIApp, services: Any) -> ASGIApp | None:

@@ -2,28 +2,70 @@
 
 Every method is synchronous and never blocks or raises into the caller: rows go to the storage
 package's :class:`WriteQueue` (``submit``), which batches them off the request path, spills them
-to disk during a database outage and flushes at shutdown. Rows are signed (``seq`` and hash) in
-submit order, which is also the order the queue writes them in.
+to disk during a database outage and flushes at shutdown.
+
+Requests cost the request path one tuple (:func:`~tframex_asgi.audit.records.capture_request`)
+appended to a queue. Once :meth:`AuditLogger.start` has run (the stack calls it at startup), the
+rows are built, redacted, signed and submitted by a callback the event loop runs right after the
+requests that produced them (``loop.call_soon``), in capture order; before that, and from other
+threads, they are built at once. :meth:`log_change`, :meth:`log_event`, :meth:`drain`,
+:meth:`flush` and :meth:`close` first build every queued capture, so rows are signed (``seq`` and
+hash) and submitted in the order they were recorded, which is also the order the queue writes
+them in.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import logging
-import uuid
+import os
+import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from tframex_asgi.audit.chain import CHAIN_END_ACTION, ChainSigner
-from tframex_asgi.audit.records import SECURITY_STATUSES, client_address, header, is_security, outcome, user_id_of
-from tframex_asgi.audit.redact import Redactor, escape_text, truncate
+from tframex_asgi.audit.records import (
+    SECURITY_STATUSES,
+    RequestCapture,
+    capture_request,
+    client_address,
+    is_security,
+    outcome,
+    user_id_of,
+)
+from tframex_asgi.audit.redact import REDACTED, Redactor, escape_text, truncate
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.audit import AuditConfig
 from tframex_asgi.types import Scope
 
+try:
+    from tframex_asgi.paths import normalize_path
+except ImportError:  # pragma: no cover - paths ships with rbac
+
+    def normalize_path(scope: Scope) -> str | None:
+        return None
+
+
 __all__ = ["SECURITY_STATUSES", "AuditLogger", "AuditSink", "get_audit", "outcome"]
 
 logger = logging.getLogger("tframex_asgi.audit")
+
+# Bounded memo tables for values that repeat from request to request (methods, routes, user
+# agents, client addresses, principals): escaping and parsing them once is most of a row's cost.
+_MEMO_SIZE = 4096
+# Longer values are escaped every time (rare), so the memo never holds more than ~2 MB.
+_MEMO_MAX_CHARS = 512
+# Row ids come from one os.urandom call per this many rows (one uuid4() is one syscall each).
+_ID_BATCH = 256
+# One loop callback builds at most this many rows, then yields the loop to the requests.
+_DRAIN_BATCH = 512
+# RFC 4122 version 4: the variant's two high bits are 10.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+Actor = tuple[str, str, str | None, str | None, bool]
 
 
 class AuditSink(Protocol):
@@ -32,6 +74,12 @@ class AuditSink(Protocol):
     def submit(self, table: str, row: dict[str, Any]) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 class AuditLogger:
@@ -49,40 +97,126 @@ class AuditLogger:
         key = self.config.hmac_key.encode() if self.config.hmac_key else None
         self.signer = ChainSigner(key) if self.config.hash_chain else None
         self.closed = False
+        # Captures not yet turned into rows, oldest first. Appended without the lock (deque
+        # appends are atomic); taken, built, signed and submitted only under it.
+        self._pending: deque[RequestCapture] = deque()
+        # Re-entrant: a sink or log handler that records again from inside a build must not deadlock.
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+        self._texts: dict[str, str] = {}
+        self._addresses: dict[str, str | None] = {}
+        self._paths: dict[tuple[Any, Any, Any], str] = {}
+        self._actors: dict[tuple[Any, ...], tuple[str | None, Actor]] = {}
+        self._ids: list[str] = []
 
     @property
     def chain_id(self) -> str | None:
         return self.signer.chain_id if self.signer else None
 
-    # -- row building -------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Requests recorded whose rows are not built yet."""
+        return len(self._pending)
+
+    # -- values -------------------------------------------------------------------------------
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).replace(tzinfo=None)
+        return self._datetime(self.clock.time())
+
+    @staticmethod
+    def _datetime(seconds: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+
+    def _new_id(self) -> str:
+        """A random (version 4) UUID as text."""
+        ids = self._ids
+        if not ids:
+            raw = os.urandom(16 * _ID_BATCH).hex()
+            ids.extend(
+                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
+            )
+        return ids.pop()
+
+    def _clean(self, value: str) -> str:
+        """``redactor.text(value)``, memoised (a redacted value is never kept)."""
+        cached = self._texts.get(value)
+        if cached is None:
+            cached = self.redactor.text(value)
+            if len(value) <= _MEMO_MAX_CHARS and cached != REDACTED:
+                _memo_put(self._texts, value, cached)
+        return cached
+
+    def _text(self, value: Any, limit: int) -> str | None:
+        return None if value is None else truncate(self._clean(str(value)), limit)
+
+    def _address(self, value: Any) -> str | None:
+        if not value:
+            return None
+        text = str(value)
+        try:
+            return self._addresses[text]
+        except KeyError:
+            address = client_address(text)
+            if len(text) <= _MEMO_MAX_CHARS:
+                _memo_put(self._addresses, text, address)
+            return address
+
+    def _normal_path(self, path: Any, raw_path: Any, root_path: Any) -> str:
+        key = (path, raw_path, root_path)
+        try:
+            return self._paths[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable value in a malformed scope
+            pass
+        normal = normalize_path({"path": path, "raw_path": raw_path, "root_path": root_path})
+        # A malformed path is recorded as sent (escaped when the row is built): that is the evidence.
+        text = normal if normal is not None else str(path)
+        if isinstance(path, str) and len(path) <= _MEMO_MAX_CHARS and isinstance(raw_path, bytes | None):
+            _memo_put(self._paths, key, text)
+        return text
 
     def _actor(self, principal: Any) -> tuple[str | None, dict[str, Any] | None]:
         """(user_id column, the actor as stored in new_values: escaped, JSON-plain)."""
         if principal is None or not getattr(principal, "is_authenticated", False):
             return None, None
-        text = self.redactor.text
+        ident = str(getattr(principal, "id", ""))
+        username = str(getattr(principal, "username", ""))
         method = getattr(principal, "auth_method", None)
         key_id = getattr(principal, "api_key_id", None)
-        actor = {
-            "id": text(str(getattr(principal, "id", ""))),
-            "username": text(str(getattr(principal, "username", ""))),
-            "auth_method": None if method is None else text(str(method)),
-            "api_key_id": None if key_id is None else text(str(key_id)),
-            "external": bool(getattr(principal, "external", False)),
-        }
-        return user_id_of(principal), actor
+        external = bool(getattr(principal, "external", False))
+        memo_key = (ident, username, None if method is None else str(method), None if key_id is None else str(key_id))
+        found = self._actors.get((*memo_key, external))
+        if found is None:
+            text = self.redactor.text
+            user_id = None if external else user_id_of(principal)
+            actor: Actor = (
+                text(ident),
+                text(username),
+                None if memo_key[2] is None else text(memo_key[2]),
+                None if memo_key[3] is None else text(memo_key[3]),
+                external,
+            )
+            found = (user_id, actor)
+            if len(ident) + len(username) <= _MEMO_MAX_CHARS:
+                _memo_put(self._actors, (*memo_key, external), found)
+        user_id, (a_id, a_name, a_method, a_key, a_external) = found
+        # A fresh dict per row: rows never share mutable parts.
+        return user_id, {"id": a_id, "username": a_name, "auth_method": a_method, "api_key_id": a_key,
+                         "external": a_external}  # fmt: skip
 
     def _context(self, scope: Scope | None) -> dict[str, Any]:
         state = (scope or {}).get("tframex") or {}
-        ua = header(scope, b"user-agent")
+        ua: str | None = None
+        for key, value in (scope or {}).get("headers", ()):
+            if key == b"user-agent":
+                ua = value.decode("latin-1")
+                break
         client = (scope or {}).get("client")
         ip = state.get("client_ip") if "client_ip" in state else (client[0] if client else None)
         request_id = state.get("request_id")
         return {
-            "ip_address": client_address(ip),
-            "user_agent": truncate(self.redactor.text(ua), 1024) if ua else None,
+            "ip_address": self._address(ip),
+            "user_agent": truncate(self._clean(ua), 1024) if ua else None,
             "request_id": truncate(escape_text(str(request_id)), 128) if request_id else None,
         }
 
@@ -92,9 +226,7 @@ class AuditLogger:
         state = scope.get("tframex") or {}
         return state.get("principal") or scope.get("user")
 
-    def _text(self, value: Any, limit: int) -> str | None:
-        return None if value is None else truncate(self.redactor.text(str(value)), limit)
-
+    # -- building and submitting (always under self._lock) -------------------------------------
     def _submit_audit(self, row: dict[str, Any]) -> None:
         if self.signer is not None:
             if self.closed:
@@ -105,12 +237,118 @@ class AuditLogger:
             self.signer.sign(row)
         self.sink.submit("audit_logs", row)
 
+    def _build_request(self, capture: RequestCapture) -> None:
+        """The rows of one captured request: its audit row, and an event when it was refused."""
+        (created, method, path, raw_path, root_path, normalize, query, route, status, duration_ms, reason,
+         principal, ip, ua, request_id) = capture  # fmt: skip
+        if normalize:
+            path = self._normal_path(path, raw_path, root_path)
+        if reason is None and status in SECURITY_STATUSES:
+            reason = SECURITY_STATUSES[status]
+        clean = self._clean
+        method = clean(str(method))
+        route = None if route is None else str(route)
+        user_id, actor = self._actor(principal)
+        user_agent = ua.decode("latin-1") if ua else None
+        ctx = {
+            "ip_address": self._address(ip),
+            "user_agent": truncate(clean(user_agent), 1024) if user_agent else None,
+            "request_id": truncate(escape_text(str(request_id)), 128) if request_id else None,
+        }
+        state = outcome(status, reason)
+        created_at = self._datetime(created)
+        path_text = clean(path)
+        # Built from known parts, each escaped here: the generic sanitize() walk costs ~10x more.
+        values: dict[str, Any] = {
+            "method": method,
+            "route": None if route is None else clean(route),
+            # Bounded: an 8 KiB path or query must not make every audit row 8 KiB larger.
+            "path": truncate(path_text, 2048),
+            "query": truncate(self.redactor.query(query), 2048),
+            "status_code": int(status),
+            "duration_ms": int(duration_ms),
+            "actor": actor,
+        }
+        row: dict[str, Any] = {
+            "id": self._new_id(),
+            "user_id": user_id,
+            # Placeholders like "<unmatched>" say nothing: the path is the better action then.
+            "action": self._text(f"{method} {route if route and not route.startswith('<') else path}", 100),
+            "resource_type": "http",
+            "resource_id": truncate(path_text, 255),
+            "old_values": None,
+            "new_values": values,
+            "created_at": created_at,
+            "status": state,
+            "reason": self._text(reason, 100),
+            **ctx,
+        }
+        self._submit_audit(row)
+        if state == "denied" and self.config.events_table:
+            self._submit_event(
+                "security",
+                row["reason"] or "denied",
+                state,
+                user_id,
+                ctx,
+                values,
+                created_at,
+                resource=("http", row["resource_id"]),
+            )
+
+    def _drain_locked(self, limit: int | None = None) -> int:
+        pending = self._pending
+        done = 0
+        while pending and (limit is None or done < limit):
+            capture = pending.popleft()
+            done += 1
+            try:
+                self._build_request(capture)
+            except Exception:
+                # Auditing must never break the request it records; the failure itself is logged.
+                logger.exception("could not build the audit record of a request")
+        return done
+
+    def _drain_soon(self) -> None:
+        self._scheduled = False
+        with self._lock:
+            self._drain_locked(_DRAIN_BATCH)
+        if self._pending and self._loop is not None and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._drain_soon, context=contextvars.Context())
+
     # -- public API ---------------------------------------------------------------------------
     def wants(self, status: int, reason: str | None) -> bool:
         """Whether a request that ended with ``status`` is recorded at this level."""
         if self.config.level == "full":
             return True
         return self.config.level == "security" and is_security(status, reason)
+
+    def record(self, capture: RequestCapture) -> None:
+        """Queue one request's capture: the request path's whole cost (O(1), never raises).
+
+        Its rows are built by a loop callback once :meth:`start` has run, at once otherwise
+        (and when called from another thread or event loop).
+        """
+        self._pending.append(capture)
+        loop = self._loop
+        if loop is not None:
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                if not self._scheduled:
+                    self._scheduled = True
+                    # An empty context: the rows of many requests are built there, not in this one's.
+                    loop.call_soon(self._drain_soon, context=contextvars.Context())
+                return
+        self.drain()
+
+    def drain(self) -> int:
+        """Build, sign and submit the rows of every queued capture now; how many there were."""
+        with self._lock:
+            return self._drain_locked()
 
     def log_request(
         self,
@@ -122,59 +360,14 @@ class AuditLogger:
         route: str | None = None,
         path: str | None = None,
     ) -> None:
-        """One request's record (the middleware calls this once per request)."""
+        """One request's record (``path`` None: the scope's path as sent)."""
         try:
-            if reason is None and status in SECURITY_STATUSES:
-                reason = SECURITY_STATUSES[status]
-            if not self.wants(status, reason):
+            if not self.wants(status, reason or SECURITY_STATUSES.get(status)):
                 return
-            text = self.redactor.text
-            method = text(str(scope.get("method", "")))
+            state = scope.get("tframex") or {}
             path = path if path is not None else str(scope.get("path", ""))
-            principal = self._principal(scope, None)
-            user_id, actor = self._actor(principal)
-            ctx = self._context(scope)
-            state = outcome(status, reason)
-            created = self._now()
-            # Built from known parts, each escaped here: the generic sanitize() walk costs ~10x more.
-            values: dict[str, Any] = {
-                "method": method,
-                "route": None if route is None else text(route),
-                # Bounded: an 8 KiB path or query must not make every audit row 8 KiB larger.
-                "path": truncate(text(path), 2048),
-                "query": truncate(self.redactor.query(scope.get("query_string", b"")), 2048),
-                "status_code": int(status),
-                "duration_ms": int(duration_ms),
-                "actor": actor,
-            }
-            row: dict[str, Any] = {
-                "id": str(uuid.uuid4()),
-                "user_id": user_id,
-                # Placeholders like "<unmatched>" say nothing: the path is the better action then.
-                "action": self._text(f"{method} {route if route and not route.startswith('<') else path}", 100),
-                "resource_type": "http",
-                "resource_id": self._text(path, 255),
-                "old_values": None,
-                "new_values": values,
-                "created_at": created,
-                "status": state,
-                "reason": self._text(reason, 100),
-                **ctx,
-            }
-            self._submit_audit(row)
-            if state == "denied" and self.config.events_table:
-                self._submit_event(
-                    "security",
-                    row["reason"] or "denied",
-                    state,
-                    user_id,
-                    ctx,
-                    values,
-                    created,
-                    resource=("http", row["resource_id"]),
-                )
+            self.record(capture_request(scope, state, self.clock.time(), status, duration_ms, reason, route, path))
         except Exception:
-            # Auditing must never break the request it records; the failure itself is logged.
             logger.exception("could not build the audit record of a request")
 
     def log_change(
@@ -189,28 +382,30 @@ class AuditLogger:
         scope: Scope | None = None,
     ) -> None:
         """An administrative change (users, roles, keys): always recorded, secrets redacted."""
-        try:
-            principal = self._principal(scope, principal)
-            user_id, actor = self._actor(principal)
-            new = dict(self.redactor.sanitize(new_values)) if new_values is not None else {}
-            if actor is not None:
-                new.setdefault("actor", actor)
-            row: dict[str, Any] = {
-                "id": str(uuid.uuid4()),
-                "user_id": user_id,
-                "action": self._text(action, 100),
-                "resource_type": self._text(resource_type, 100),
-                "resource_id": self._text(resource_id, 255),
-                "old_values": self.redactor.sanitize(old_values) if old_values is not None else None,
-                "new_values": new or None,
-                "created_at": self._now(),
-                "status": "success",
-                "reason": None,
-                **self._context(scope),
-            }
-            self._submit_audit(row)
-        except Exception:
-            logger.exception("could not build the audit record of %r", action)
+        with self._lock:
+            self._drain_locked()  # requests recorded before this change come first in the chain
+            try:
+                principal = self._principal(scope, principal)
+                user_id, actor = self._actor(principal)
+                new = dict(self.redactor.sanitize(new_values)) if new_values is not None else {}
+                if actor is not None:
+                    new.setdefault("actor", actor)
+                row: dict[str, Any] = {
+                    "id": self._new_id(),
+                    "user_id": user_id,
+                    "action": self._text(action, 100),
+                    "resource_type": self._text(resource_type, 100),
+                    "resource_id": self._text(resource_id, 255),
+                    "old_values": self.redactor.sanitize(old_values) if old_values is not None else None,
+                    "new_values": new or None,
+                    "created_at": self._now(),
+                    "status": "success",
+                    "reason": None,
+                    **self._context(scope),
+                }
+                self._submit_audit(row)
+            except Exception:
+                logger.exception("could not build the audit record of %r", action)
 
     def log_event(
         self,
@@ -226,25 +421,27 @@ class AuditLogger:
         resource_id: str | None = None,
     ) -> None:
         """A security or system event, written to the ``events`` table."""
-        try:
-            user_id, actor = self._actor(self._principal(scope, principal))
-            body = dict(self.redactor.sanitize(details)) if details is not None else {}
-            if reason is not None:
-                body["reason"] = self._text(reason, 100)
-            if actor is not None:
-                body.setdefault("actor", actor)
-            self._submit_event(
-                event_type,
-                action,
-                status,
-                user_id,
-                self._context(scope),
-                body or None,
-                self._now(),
-                resource=(resource_type, resource_id),
-            )
-        except Exception:
-            logger.exception("could not build the event record of %r", action)
+        with self._lock:
+            self._drain_locked()
+            try:
+                user_id, actor = self._actor(self._principal(scope, principal))
+                body = dict(self.redactor.sanitize(details)) if details is not None else {}
+                if reason is not None:
+                    body["reason"] = self._text(reason, 100)
+                if actor is not None:
+                    body.setdefault("actor", actor)
+                self._submit_event(
+                    event_type,
+                    action,
+                    status,
+                    user_id,
+                    self._context(scope),
+                    body or None,
+                    self._now(),
+                    resource=(resource_type, resource_id),
+                )
+            except Exception:
+                logger.exception("could not build the event record of %r", action)
 
     def _submit_event(
         self,
@@ -263,7 +460,7 @@ class AuditLogger:
         self.sink.submit(
             "events",
             {
-                "id": str(uuid.uuid4()),
+                "id": self._new_id(),
                 "event_type": self._text(event_type, 100),
                 "event_source": "tframex_asgi.audit",
                 "user_id": user_id,
@@ -278,29 +475,52 @@ class AuditLogger:
             },
         )
 
+    async def start(self) -> None:
+        """Build rows off the request path from now on, in callbacks of the running loop.
+
+        The stack registers this as a startup hook; a logger never started builds each row
+        when the request is recorded.
+        """
+        with self._lock:
+            self._drain_locked()
+            self._loop = asyncio.get_running_loop()
+            self._scheduled = False
+
+    async def flush(self) -> None:
+        """Build every queued row, then wait until the sink has made everything durable."""
+        self.drain()
+        await self.sink.flush()
+
     def close(self) -> None:
-        """Seal the chain with an end record (clean shutdown) so tail truncation is detectable."""
-        if self.closed:
-            return
-        if self.signer is not None and self.signer.seq > 0:
-            self._submit_audit(
-                {
-                    "id": str(uuid.uuid4()),
-                    "user_id": None,
-                    "action": CHAIN_END_ACTION,
-                    "resource_type": "audit_chain",
-                    "resource_id": self.signer.chain_id,
-                    "old_values": None,
-                    "new_values": {"rows": self.signer.seq + 1},
-                    "ip_address": None,
-                    "user_agent": None,
-                    "created_at": self._now(),
-                    "status": "success",
-                    "reason": None,
-                    "request_id": None,
-                }
-            )
-        self.closed = True
+        """Seal the chain with an end record (clean shutdown) so tail truncation is detectable.
+
+        Every queued capture is built first; later records are built at once (a late row
+        starts a new chain).
+        """
+        with self._lock:
+            self._drain_locked()
+            self._loop = None
+            if self.closed:
+                return
+            if self.signer is not None and self.signer.seq > 0:
+                self._submit_audit(
+                    {
+                        "id": self._new_id(),
+                        "user_id": None,
+                        "action": CHAIN_END_ACTION,
+                        "resource_type": "audit_chain",
+                        "resource_id": self.signer.chain_id,
+                        "old_values": None,
+                        "new_values": {"rows": self.signer.seq + 1},
+                        "ip_address": None,
+                        "user_agent": None,
+                        "created_at": self._now(),
+                        "status": "success",
+                        "reason": None,
+                        "request_id": None,
+                    }
+                )
+            self.closed = True
 
     async def aclose(self) -> None:
         """Shutdown hook: seal the chain, then wait until every row is durable."""
@@ -318,7 +538,8 @@ def get_audit(services: Any) -> AuditLogger:
     writer = get_writer(services)
     audit = AuditLogger(writer, services.config.security.audit, clock=services.clock)
     services.extras["audit"] = audit
-    # Registered after the writer's hooks, so it runs before them at shutdown (reverse order):
-    # the end record is submitted while the queue still accepts rows.
+    # Registered after the writer's hooks: started after it, and closed before it (shutdown runs
+    # in reverse order), so the queued rows and the end record reach a queue that accepts rows.
+    services.on_startup(audit.start)
     services.on_shutdown(audit.aclose)
     return audit

@@ -1,4 +1,8 @@
-"""Small pure helpers that turn request facts into column values of an audit row."""
+"""Small pure helpers that turn request facts into column values of an audit row.
+
+The request path only *captures* a request (:data:`RequestCapture`: a flat tuple of immutable
+values read from the scope); every row is built from it later, off the request path.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from tframex_asgi.types import Scope
 __all__ = [
     "OPERATIONAL_REASONS",
     "SECURITY_STATUSES",
+    "RequestCapture",
+    "capture_request",
     "client_address",
     "header",
     "is_security",
@@ -29,6 +35,57 @@ SECURITY_STATUSES: dict[int, str] = {
 
 # Reasons the audit layer itself gives to requests that failed, not were refused: no denial.
 OPERATIONAL_REASONS = frozenset({"internal_error", "cancelled", "no_response"})
+
+# What the request path keeps of one request, in this order (a plain tuple: building a
+# NamedTuple or a dict would cost more than everything else the request path does):
+#   created (wall seconds), method, path, raw_path, root_path, normalize (True: path is the
+#   scope's, to normalise when the row is built; False: path is final), query_string, route,
+#   status, duration_ms, reason, principal, client ip, user-agent (raw bytes), request id.
+RequestCapture = tuple[float, Any, Any, Any, Any, bool, Any, Any, int, int, str | None, Any, Any, bytes | None, Any]
+
+
+def capture_request(
+    scope: Scope,
+    state: Any,
+    created: float,
+    status: int,
+    duration_ms: int,
+    reason: str | None,
+    route: Any,
+    path: str | None,
+) -> RequestCapture:
+    """The capture of one request: references to immutable values only, nothing computed.
+
+    ``state`` is ``scope["tframex"]`` (or an empty mapping); ``path`` None means the scope's
+    path, normalised when the row is built.
+    """
+    ua: bytes | None = None
+    for key, value in scope.get("headers", ()):
+        if key == b"user-agent":
+            ua = bytes(value)
+            break
+    if "client_ip" in state:
+        ip = state.get("client_ip")
+    else:
+        client = scope.get("client")
+        ip = client[0] if client else None
+    return (
+        created,
+        scope.get("method", ""),
+        scope.get("path", "") if path is None else path,
+        scope.get("raw_path"),
+        scope.get("root_path", ""),
+        path is None,
+        scope.get("query_string", b""),
+        route,
+        status,
+        duration_ms,
+        reason,
+        state.get("principal") or scope.get("user"),
+        ip,
+        ua,
+        state.get("request_id"),
+    )
 
 
 def is_security(status: int, reason: str | None) -> bool:

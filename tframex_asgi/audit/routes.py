@@ -171,6 +171,9 @@ def audit_routes(services: Any) -> list[BaseRoute]:
             offset = _int_param(params, "offset", 0, 0, 10**9)
         except ValidationError as exc:
             return _json_response(400, error_body(exc.code, exc.message))
+        drain = getattr(services.extras.get("audit"), "drain", None)
+        if callable(drain):
+            drain()  # rows of requests answered before this one may still be waiting to be built
         writer = services.extras.get("writer")
         if writer is not None:
             try:
