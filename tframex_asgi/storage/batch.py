@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["BatchWriting", "Item"]
 
 logger = logging.getLogger("tframex_asgi.storage.queue")
-Item = tuple[str, dict[str, Any]]
+# (table, row, trusted): see WriteQueue.submit.
+Item = tuple[str, dict[str, Any], bool]
 # Foreign keys to users that a row may lose rather than be lost: token identities have no users row.
 _USER_REFS = {
     t.name: tuple(c.name for c in t.columns if c.references and c.references.table == "users") for t in TABLES.values()
@@ -28,6 +30,7 @@ class BatchWriting:
     storage: BaseStorage
     written_total: int
     rejected_total: int
+    _trusted_ok: bool | None = None  # whether storage.write_many takes ``trusted`` (checked once)
 
     async def _write(self, items: list[Item], done: Callable[[int], None]) -> bool:
         """Write ``items`` in order, run by run of one table; False at the first outage."""
@@ -37,10 +40,16 @@ class BatchWriting:
             end = start
             while end < len(items) and items[end][0] == table:
                 end += 1
-            rows = [data for _, data in items[start:end]]
+            rows = [data for _, data, _ in items[start:end]]
+            # A storage written before ``trusted`` existed gets the plain call.
+            trusted = self._takes_trusted() and all(t for _, _, t in items[start:end])
             try:
-                await self.storage.write_many(table, rows, skip_existing=True)
+                if trusted:
+                    await self.storage.write_many(table, rows, skip_existing=True, trusted=True)
+                else:
+                    await self.storage.write_many(table, rows, skip_existing=True)
             except (ValidationError, ConflictError):
+                # One bad row (or a trusted caller's bug): every row again on the validated path.
                 if not await self._one_by_one(table, rows):
                     return False
             except Exception as exc:
@@ -51,6 +60,19 @@ class BatchWriting:
             done(len(rows))
             start = end
         return True
+
+    def _takes_trusted(self) -> bool:
+        takes = self._trusted_ok
+        if takes is None:
+            try:
+                params = inspect.signature(self.storage.write_many).parameters.values()
+            except (TypeError, ValueError):
+                params = None
+            takes = params is not None and any(
+                p.name == "trusted" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params
+            )
+            self._trusted_ok = takes
+        return takes
 
     async def _one_by_one(self, table: str, rows: list[dict[str, Any]]) -> bool:
         """Isolate the rows the schema refuses, so one bad row never blocks the others."""

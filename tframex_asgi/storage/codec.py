@@ -30,6 +30,10 @@ def to_sqlite(kind: str, value: Any) -> Any:
     if value is None:
         return None
     if kind == "timestamp":
+        if value.tzinfo is None:
+            # Canonical (naive) values: the same text as the strftime below (which pads years
+            # below 1000 inconsistently; isoformat never does), several times faster.
+            return value.isoformat(sep=" ", timespec="microseconds")
         text: str = value.strftime(SQLITE_TS_FORMAT)
         # strftime pads years below 1000 inconsistently across platforms; isoformat never does.
         return text if len(text) == 26 else value.isoformat(sep=" ", timespec="microseconds")

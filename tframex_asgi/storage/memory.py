@@ -82,7 +82,7 @@ class MemoryStorage(BaseStorage):
         return (await self.write_many(table, [data]))[0]
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
     ) -> list[str]:
         prepared = [prepare_insert(table, data) for data in rows]
         if not prepared:

@@ -166,14 +166,16 @@ class PostgresStorage(SQLStorage):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise translate(exc) from exc
 
-    async def write_many(self, table: str, rows: Sequence[Any], *, skip_existing: bool = False) -> list[str]:
+    async def write_many(
+        self, table: str, rows: Sequence[Any], *, skip_existing: bool = False, trusted: bool = False
+    ) -> list[str]:
         if len(rows) < COPY_THRESHOLD:
-            return await super().write_many(table, rows, skip_existing=skip_existing)
+            return await super().write_many(table, rows, skip_existing=skip_existing, trusted=trusted)
         from tframex_asgi.storage.validate import prepare_insert, row_key
 
         prepared = [prepare_insert(table, data) for data in rows]
         tbl = prepared[0][0]
-        names = tuple(c.name for c in tbl.columns)
+        names = self.builder.columns(tbl)
         await self.copy_rows(tbl, names, [self.builder.params(tbl, r, names) for _, r in prepared], skip_existing)
         return [r["id"] if tbl.has_id else row_key(tbl, r) for _, r in prepared]
 

@@ -73,28 +73,48 @@ class WriteQueue(BatchWriting):
         return len(self._queue) + len(self._inflight) + self._backlog
 
     # -- producer side (sync, never blocks, never raises) -------------------------------
-    def submit(self, table: str, row: dict[str, Any]) -> None:
+    # Producers may pass ``trusted=True`` (see submit): callers check for this attribute.
+    accepts_trusted = True
+
+    def submit(self, table: str, row: dict[str, Any], *, trusted: bool = False) -> None:
+        """Queue ``row`` for ``table``.
+
+        ``trusted=True`` is for producers that build rows from the schema themselves (the audit
+        logger, the execution recorder): the row has only columns of ``table`` and the queue takes
+        the dict over (no copy: the caller must not change it afterwards). Its values are still
+        checked when written (cheaply when already canonical); a trusted batch the database
+        refuses is retried row by row on the validated path, and rows replayed from the spill
+        file are never trusted.
+        """
         try:
             tbl = TABLES.get(table)
-            unknown = [k for k in row if tbl is None or k not in tbl.by_name]
-            if tbl is None or unknown:
-                self.rejected_total += 1
-                logger.error("write queue: rejected a row for %r (unknown table or columns %s)", table, unknown)
-                return
-            data = dict(row)
+            if trusted and tbl is not None and type(row) is dict:
+                data = row
+            else:
+                trusted = False
+                if tbl is None or not (type(row) is dict and tbl.by_name.keys() >= row.keys()):
+                    unknown = [k for k in row if tbl is None or k not in tbl.by_name]
+                    if tbl is None or unknown:
+                        self.rejected_total += 1
+                        logger.error("write queue: rejected a row for %r (unknown table or columns %s)", table, unknown)
+                        return
+                data = dict(row)
             if tbl.has_id and data.get("id") is None:
                 data["id"] = str(uuid.uuid4())
-            if _NOW_COLUMNS[table]:
-                now = utcnow()  # the time of the event, not of the (later) write
-                for name in _NOW_COLUMNS[table]:
-                    data.setdefault(name, now)
+            now_columns = _NOW_COLUMNS[table]
+            if now_columns:
+                now = None
+                for name in now_columns:
+                    if name not in data:
+                        now = now or utcnow()  # the time of the event, not of the (later) write
+                        data[name] = now
             self._submitted += 1
             if self._spilling:
-                self._to_spill([(table, data)])
+                self._to_spill([(table, data, trusted)])
             elif len(self._queue) >= self.config.max_size:
-                self._enter_spill([(table, data)])
+                self._enter_spill([(table, data, trusted)])
             else:
-                self._queue.append((table, data))
+                self._queue.append((table, data, trusted))
                 if len(self._queue) >= self.config.batch_size:
                     self._wake.set()
         except Exception:  # the caller is on the request path: never let it fail
@@ -103,7 +123,7 @@ class WriteQueue(BatchWriting):
 
     def _to_spill(self, items: list[Item]) -> None:
         lines = []
-        for table, data in items:
+        for table, data, _ in items:  # the spill file keeps no trust: replayed rows are validated
             try:
                 lines.append(encode_line(table, data))
             except (TypeError, ValueError) as exc:
@@ -241,7 +261,7 @@ class WriteQueue(BatchWriting):
 
     async def _replay_once(self) -> bool:
         rows, offset = self.spill.read_batch(self.config.batch_size)
-        if rows and not await self._write(_grouped(rows), lambda n: None):
+        if rows and not await self._write(_grouped([(t, r, False) for t, r in rows]), lambda n: None):
             return False
         self.spill.read_offset = offset
         self._backlog = max(0, self._backlog - len(rows))

@@ -93,7 +93,7 @@ class Recorder:
             pending.extend(items)  # the flow's row is not written yet
             return
         for table, row in items:
-            self.writer.submit(table, row)
+            self.writer.submit(table, row, trusted=True)  # fresh dicts of schema columns, never changed after
 
     def _open(self, runs: dict[str, list[Item]], key: str) -> None:
         if len(runs) >= MAX_OPEN_RUNS:
@@ -185,7 +185,7 @@ class Recorder:
         }
         children = self._flows.pop(e.execution_id, [])
         for table, child in [("flow_executions", row), *children]:
-            self.writer.submit(table, child)
+            self.writer.submit(table, child, trusted=True)
 
     _handlers: dict[type, Callable[[Recorder, Any], None]] = {
         AgentStarted: _agent_started,

@@ -49,13 +49,13 @@ class SQLStorage(BaseStorage):
         return (await self.write_many(table, [data]))[0]
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
     ) -> list[str]:
         tbl = _table(table)
         prepared = [prepare_insert(tbl.name, data)[1] for data in rows]
         if not prepared:
             return []
-        names = tuple(c.name for c in tbl.columns)
+        names = self.builder.columns(tbl)
         sql = self.builder.insert(tbl, names, skip_existing)
         await self._execute_many(sql, [self.builder.params(tbl, row, names) for row in prepared])
         return [row["id"] if tbl.has_id else row_key(tbl, row) for row in prepared]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ from tframex_asgi.storage.schema import Table
 __all__ = ["SQLBuilder"]
 
 Encode = Callable[[str, Any], Any]
+# (column names, row -> tuple of their values, (position, kind) of the columns to encode)
+_Plan = tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Any], tuple[tuple[int, str], ...]]
 
 
 class SQLBuilder:
@@ -22,7 +25,8 @@ class SQLBuilder:
         self.dialect = dialect
         self.encode = encode  # (column kind, canonical value) -> driver value
         self.encoded_kinds = encoded_kinds  # kinds ``encode`` changes; rows without them pass as they are
-        self._needs_encoding: dict[str, bool] = {}
+        # Per table: its column names, and (position, kind) of the columns ``encode`` changes.
+        self._plans: dict[str, _Plan] = {}
 
     def ph(self, n: int) -> str:
         return "?" if self.dialect == "sqlite" else f"${n}"
@@ -35,13 +39,35 @@ class SQLBuilder:
             sql += f" ON CONFLICT ({', '.join(quote(k) for k in tbl.primary_key)}) DO NOTHING"
         return sql
 
+    def _plan(self, tbl: Table) -> _Plan:
+        plan = self._plans.get(tbl.name)
+        if plan is None:
+            names = tuple(c.name for c in tbl.columns)
+            encoded = tuple((i, c.kind) for i, c in enumerate(tbl.columns) if c.kind in self.encoded_kinds)
+            getter = operator.itemgetter(*names)
+            # itemgetter of one name returns the value itself, not a 1-tuple.
+            get = getter if len(names) > 1 else (lambda row: (getter(row),))
+            plan = self._plans[tbl.name] = (names, get, encoded)
+        return plan
+
+    def columns(self, tbl: Table) -> tuple[str, ...]:
+        """Every column of ``tbl`` in schema order (the same tuple each time)."""
+        return self._plan(tbl)[0]
+
     def params(self, tbl: Table, row: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
-        needs = self._needs_encoding.get(tbl.name)
-        if needs is None:
-            needs = self._needs_encoding[tbl.name] = any(c.kind in self.encoded_kinds for c in tbl.columns)
-        if not needs:
-            return tuple(row[n] for n in names)  # the driver takes canonical values as they are
-        return tuple(self.encode(tbl.by_name[n].kind, row[n]) for n in names)
+        all_names, get, encoded = self._plan(tbl)
+        if names is not all_names and names != all_names:
+            return tuple(self.encode(tbl.by_name[n].kind, row[n]) for n in names)
+        values = get(row)
+        if not encoded:
+            return tuple(values)  # the driver takes canonical values as they are
+        out = list(values)
+        encode = self.encode
+        for i, kind in encoded:
+            value = out[i]
+            if value is not None:
+                out[i] = encode(kind, value)
+        return tuple(out)
 
     def where(self, tbl: Table, filters: Mapping[str, Any], params: list[Any]) -> str:
         parts = []
