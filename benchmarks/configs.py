@@ -72,6 +72,9 @@ class Built:
     scope_extras: Callable[[], dict[str, Any]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
     layers: tuple[str, ...] = ()
+    # The stack's Services (ours only): the driver drains its background work (audit rows, the write
+    # queue) after each timed block, so it is charged to this configuration and not the next one.
+    services: Any = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ async def _stack(ctx: BenchContext, auth: str, **kwargs: Any) -> Built:
             raise _layer_error(exc) from exc
         raise
     headers = await _credentials(stack.services, auth) if kwargs.get("enable_security", True) else []
-    return Built(stack, headers, close=stack.shutdown, layers=stack.layers)
+    return Built(stack, headers, close=stack.shutdown, layers=stack.layers, services=stack.services)
 
 
 def _full_kwargs(ctx: BenchContext, auth: str, *, services: bool = False, audit: str = "full") -> dict[str, Any]:
@@ -287,7 +290,14 @@ def _alone(
             raise Unavailable(f"{module}.build_layer returned no layer for this config")
         headers = await _credentials(services, auth) if auth else []
         extras = await _principal_extras(services) if principal else None
-        return Built(app, headers, scope_extras=extras, close=services.shutdown, layers=(module.split(".")[1],))
+        return Built(
+            app,
+            headers,
+            scope_extras=extras,
+            close=services.shutdown,
+            layers=(module.split(".")[1],),
+            services=services,
+        )
 
     return build
 

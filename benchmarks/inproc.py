@@ -4,6 +4,11 @@ Every round runs ``n`` requests through every configuration, in an order that ro
 flips from round to round; a configuration's overhead is the median over rounds of
 (its µs/request - its baseline's µs/request in the same round), so the machine's drift
 between rounds cancels out. Scopes are prebuilt outside the timed loop.
+
+Two figures per block. *Request path*: wall time of the ``n`` calls, what a client waits for.
+*All-in CPU*: process CPU time over the block plus the drain that follows it (audit rows built in
+loop callbacks, then the write queue flushed to the database), divided by ``n``: everything the
+configuration made the process do for those requests, charged to it and not to the next block.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from typing import Any
 from benchmarks.apps import PATH
 from benchmarks.configs import BenchConfig, BenchContext, Built, Unavailable
 
-__all__ = ["InprocResult", "base_scope", "check_app", "run_inprocess"]
+__all__ = ["InprocResult", "base_scope", "check_app", "drain", "run_inprocess"]
 
 _REQUEST = {"type": "http.request", "body": b"", "more_body": False}
 # Give background tasks (audit writer, metric exporters) the loop this often: their cost is
 # then charged to the configuration that created them, as a server would see it.
 YIELD_EVERY = 32
 MIN_REQUESTS = 100
+# A drain that takes longer than this is a stuck writer: fail loudly rather than hang the run.
+DRAIN_TIMEOUT = 60.0
 
 
 def base_scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -102,6 +109,28 @@ async def _timed(app: Any, scopes: list[dict[str, Any]]) -> tuple[float, float]:
     return wall / 1000 / len(scopes), cpu / 1000 / len(scopes)
 
 
+async def drain(built: Built) -> None:
+    """Finish the background work ``built``'s requests left behind: the audit rows still to build
+    (its ``flush`` builds them and then flushes the writer), then the write queue itself."""
+    extras = getattr(built.services, "extras", None) or {}
+    audit = extras.get("audit")
+    if audit is not None:
+        await asyncio.wait_for(audit.flush(), DRAIN_TIMEOUT)
+    writer = extras.get("writer")
+    if writer is not None:
+        await asyncio.wait_for(writer.flush(), DRAIN_TIMEOUT)
+
+
+async def _block(built: Built, scopes: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """(request-path wall µs, request-path CPU µs, all-in CPU µs) per request: the timed calls, then
+    the drain of their background work, whose CPU time is added to the all-in figure only."""
+    cpu0 = time.process_time_ns()
+    wall, cpu = await _timed(built.app, scopes)
+    await drain(built)
+    allin = (time.process_time_ns() - cpu0) / 1000 / len(scopes)
+    return wall, cpu, allin
+
+
 @dataclass
 class InprocResult:
     name: str
@@ -110,6 +139,8 @@ class InprocResult:
     overhead: list[float] = field(default_factory=list)  # wall µs/request minus the base's, same round
     cpu_per_round: list[float] = field(default_factory=list)  # process CPU µs/request
     cpu_overhead: list[float] = field(default_factory=list)
+    allin_per_round: list[float] = field(default_factory=list)  # CPU µs/request, block + drain
+    allin_overhead: list[float] = field(default_factory=list)
     requests: int = 0  # per round
 
     @property
@@ -131,9 +162,14 @@ class InprocResult:
         low, high = self.overhead_iqr
         cpu = statistics.median(self.cpu_per_round)
         cpu_over = statistics.median(self.cpu_overhead)
+        allin = statistics.median(self.allin_per_round) if self.allin_per_round else None
+        allin_over = statistics.median(self.allin_overhead) if self.allin_overhead else None
         return {
             "cpu_us": cpu,
             "cpu_overhead_us": cpu_over,
+            "allin_cpu_us": allin,
+            "allin_cpu_overhead_us": allin_over,
+            "allin_cpu_per_round_us": self.allin_per_round,
             "name": self.name,
             "base": self.base,
             "median_us": self.median,
@@ -191,9 +227,9 @@ async def run_inprocess(
         # Warm-up (imports, caches, first-use allocations), then size each configuration's block to
         # about the same duration: a configuration waiting on Redis/PostgreSQL gets fewer requests.
         for config in wanted:
-            await _timed(built[config.name].app, _scopes(built[config.name], min(requests, 200)))
+            await _block(built[config.name], _scopes(built[config.name], min(requests, 200)))
         for config in wanted:
-            wall, _ = await _timed(built[config.name].app, _scopes(built[config.name], min(requests, 200)))
+            wall, _, _ = await _block(built[config.name], _scopes(built[config.name], min(requests, 200)))
             counts[config.name] = max(MIN_REQUESTS, min(requests, int(block_ms * 1000 / max(wall, 0.1))))
         for name, count in counts.items():
             results[name].requests = count
@@ -201,23 +237,26 @@ async def run_inprocess(
             order = wanted[r % len(wanted) :] + wanted[: r % len(wanted)]
             if r % 2:
                 order.reverse()
-            this_round: dict[str, tuple[float, float]] = {}
+            this_round: dict[str, tuple[float, float, float]] = {}
             for config in order:
                 scopes = _scopes(built[config.name], counts[config.name])
                 gc.collect()
-                this_round[config.name] = await _timed(built[config.name].app, scopes)
-                # Let queued background work (audit batches) finish outside the next one's timing.
-                await asyncio.sleep(0.01)
+                # Timed block, then its background work drained (audit rows built, write queue
+                # flushed) before the next configuration starts: no spill-over between blocks.
+                this_round[config.name] = await _block(built[config.name], scopes)
+                await asyncio.sleep(0)
             for config in wanted:
                 res = results[config.name]
-                (wall, cpu), (base_wall, base_cpu) = this_round[config.name], this_round[config.base]
+                (wall, cpu, allin), (base_wall, base_cpu, base_allin) = this_round[config.name], this_round[config.base]
                 res.per_round.append(wall)
                 res.overhead.append(wall - base_wall)
                 res.cpu_per_round.append(cpu)
                 res.cpu_overhead.append(cpu - base_cpu)
+                res.allin_per_round.append(allin)
+                res.allin_overhead.append(allin - base_allin)
             shown = ", ".join(
-                f"{n} {w:.1f} µs (cpu {c:.1f})"
-                for n, (w, c) in sorted(this_round.items())
+                f"{n} {w:.1f} µs (all-in cpu {a:.1f})"
+                for n, (w, _c, a) in sorted(this_round.items())
                 if n in ("bare", "ours:full-apikey")
             )
             log(f"  in-process round {r + 1}/{rounds}: {shown}")
