@@ -250,24 +250,23 @@ async def list_conversations(request: Request, ep: TFrameXEndpoint) -> Response:
     return JSONResponse({"conversations": rows, "limit": limit, "offset": offset})
 
 
-async def _owned(request: Request, ep: TFrameXEndpoint) -> str:
-    conversation_id = parse_conversation_id(request.path_params["id"])
-    row = await ep.conversations.get(conversation_id)
+async def _owned(request: Request, ep: TFrameXEndpoint) -> Row:
+    """The conversation named in the path, if the caller may see it (else it looks missing)."""
+    row = await ep.conversations.get(parse_conversation_id(request.path_params["id"]))
     if row is None or not owner_check(request)(row):
         raise NotFoundError("no such conversation")
-    return conversation_id
+    return row
 
 
 async def get_conversation(request: Request, ep: TFrameXEndpoint) -> Response:
-    conversation_id = await _owned(request, ep)
-    row = await ep.conversations.get(conversation_id)
-    messages = await ep.conversations.messages(conversation_id)
+    row = await _owned(request, ep)
+    messages = await ep.conversations.messages(str(row["id"]))
     return JSONResponse({"conversation": json.loads(json.dumps(row, default=str)), "messages": messages})
 
 
 async def delete_conversation(request: Request, ep: TFrameXEndpoint) -> Response:
-    conversation_id = await _owned(request, ep)
-    await ep.conversations.delete(conversation_id)
+    row = await _owned(request, ep)
+    await ep.conversations.delete(str(row["id"]))
     return Response(status_code=204)
 
 
