@@ -27,6 +27,13 @@ def service_missing(what: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a server a test starts itself."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import free_port
 from tframex_asgi.audit.export import verify_storage
 from tframex_asgi.config.persistence import PersistenceConfig
 from tframex_asgi.storage import open_storage
 
 HMAC = b"server-app-hmac-key-0123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(tmp_path: Path, url: str) -> tuple[subprocess.Popen[bytes], str, Path]:

@@ -4,7 +4,6 @@ the end, rejections by reason, tokens, bounded cardinality, and GET /metrics."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
@@ -13,6 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from tests.asgi_harness import request
+from tests.conftest import free_port
 from tests.metrics.helpers import make_stack, series, value
 from tframex_asgi.context import get_state
 
@@ -210,14 +210,8 @@ async def test_write_queue_stats_are_observed() -> None:
         assert value(stack, "audit_queue_depth") == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_separate_exposition_port() -> None:
-    port = _free_port()
+    port = free_port()
     stack = make_stack(prometheus={"enabled": True, "port": port, "host": "127.0.0.1"})
     async with stack:
         assert (await request(stack, "GET", "/metrics")).status == 404  # not served in-app
