@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from tframex_asgi.config.persistence import PersistenceConfig
-from tframex_asgi.errors import ConfigError, StorageError
+from tframex_asgi.errors import ConfigError, ConflictError, StorageError
 from tframex_asgi.storage import INDEXES, TABLES, open_storage
 from tframex_asgi.storage.memory import MemoryStorage
 from tframex_asgi.storage.postgres import PostgresStorage
@@ -146,3 +146,46 @@ async def test_default_style_sqlite_through_services_lifespan(tmp_sqlite_url: st
         assert (await again.read("events"))[0]["ip_address"] == "::1"
     finally:
         await again.close()
+
+
+async def test_sqlite_batches_span_several_multi_row_statements(tmp_sqlite_url: str) -> None:
+    """write_many inserts multi-row statements of _ROWS_PER_STATEMENT rows; a batch over several of
+    them keeps order, skips existing ids across chunks, and stays one transaction."""
+    from tframex_asgi.storage import sqlite as sqlite_module
+
+    per = sqlite_module._ROWS_PER_STATEMENT
+    store = open_storage(tmp_sqlite_url)
+    await store.connect()
+    try:
+        rows = [{"username": f"u{i:04d}", "email": f"u{i}@example.com"} for i in range(2 * per + 7)]
+        ids = await store.write_many("users", rows)
+        assert await store.count("users") == len(rows)
+        stored = {r["id"]: r["username"] for r in await store.read("users")}
+        assert [stored[i] for i in ids] == [r["username"] for r in rows]
+
+        # Existing ids in the first and last chunk are skipped, the new rows between them written.
+        again = [{"id": ids[0], "username": "dup-first"}]
+        again += [{"username": f"new{i:04d}"} for i in range(per + 3)]
+        again += [{"id": ids[-1], "username": "dup-last"}]
+        await store.write_many("users", again, skip_existing=True)
+        assert await store.count("users") == len(rows) + per + 3
+        assert (await store.read("users", {"id": ids[0]}))[0]["username"] == "u0000"
+
+        # A conflict in the last chunk rolls back the chunks before it too.
+        bad = [{"username": f"late{i:04d}"} for i in range(per + 1)] + [{"username": "u0001"}]
+        with pytest.raises(ConflictError):
+            await store.write_many("users", bad)
+        assert await store.count("users") == len(rows) + per + 3
+        assert await store.count("users", {"username": "late0000"}) == 0
+    finally:
+        await store.close()
+
+
+def test_multi_row_statement_shape() -> None:
+    from tframex_asgi.storage.sqlite import _multi_row
+
+    sql = 'INSERT INTO "t" ("a", "b") VALUES (?, ?) ON CONFLICT ("a") DO NOTHING'
+    three = 'INSERT INTO "t" ("a", "b") VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT ("a") DO NOTHING'
+    assert _multi_row(sql, 2, 3) == three
+    with pytest.raises(ValueError, match="single-row"):
+        _multi_row(sql, 3, 2)
