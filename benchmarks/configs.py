@@ -223,6 +223,17 @@ def _full_kwargs(ctx: BenchContext, auth: str, *, services: bool = False, audit:
 
 
 async def _disabled(ctx: BenchContext) -> Built:
+    return await _stack(
+        ctx,
+        "none",
+        enable_security=False,
+        enable_metrics=False,
+        enable_persistence=False,
+        server_config={"request_id_header": None},
+    )
+
+
+async def _context(ctx: BenchContext) -> Built:
     return await _stack(ctx, "none", enable_security=False, enable_metrics=False, enable_persistence=False)
 
 
@@ -455,7 +466,20 @@ CONFIGS: tuple[BenchConfig, ...] = (
     BenchConfig("bare-again", "baseline", "bare", "bare Starlette app, a second copy (A/A noise floor)", _bare),
     BenchConfig("bare-fastapi", "baseline", "bare", "bare FastAPI app", _bare_fastapi),
     # ours, one layer alone (its builder straight around the bare app)
-    BenchConfig("ours:disabled", "ours", "bare", "build_stack, every feature disabled", _disabled),
+    BenchConfig(
+        "ours:disabled",
+        "ours",
+        "bare",
+        "build_stack, every feature disabled (and server.request_id_header: null)",
+        _disabled,
+    ),
+    BenchConfig(
+        "ours:context",
+        "ours",
+        "bare",
+        "build_stack, every feature disabled but the request-id layer (X-Request-ID echoed)",
+        _context,
+    ),
     BenchConfig(
         "ours:auth-apikey",
         "ours",

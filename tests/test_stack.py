@@ -28,6 +28,42 @@ async def test_disabled_features_add_no_layer() -> None:
     assert stack.layers == ("context",)
 
 
+async def test_every_feature_off_and_no_request_id_header_adds_no_layer() -> None:
+    """The disabled stack: the app is called as it is, with the scope it was given."""
+    seen: list[dict] = []
+
+    async def app(scope, receive, send):
+        seen.append(dict(scope))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    stack = build_stack(app, **OPEN, server_config={"request_id_header": None})
+    assert stack.layers == ()
+    assert stack.app is stack.inner
+    async with stack:
+        resp = await request(stack, "GET", "/", headers={"X-Request-ID": "abc-123"})
+    assert resp.status == 204 and "x-request-id" not in resp.headers
+    assert "tframex" not in seen[0]
+
+
+async def test_null_request_id_header_with_security_on_keeps_ids_but_sends_none() -> None:
+    async def app(scope, receive, send):
+        body = scope["tframex"].request_id.encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    stack = build_stack(
+        app,
+        server_config={"request_id_header": None},
+        security_config={"public_paths": ["/"], "rbac": {"enabled": False}, "audit": {"level": "off"}},
+    )
+    assert stack.layers[0] == "context"
+    async with stack:
+        resp = await request(stack, "GET", "/", headers={"X-Request-ID": "client-chosen"})
+    assert resp.status == 200 and "x-request-id" not in resp.headers
+    assert len(resp.body) == 32 and resp.body != b"client-chosen"  # a fresh id: no header is read
+
+
 async def test_request_id_generated_echoed_and_sanitised() -> None:
     stack = build_stack(hello, **OPEN)
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as client:

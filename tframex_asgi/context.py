@@ -103,21 +103,26 @@ def client_ip(scope: Scope, proxies: TrustedProxies) -> str | None:
 
 class RequestContextMiddleware:
     """Assigns a request id (echoed in a response header), resolves the client IP once and
-    turns an unhandled exception before the response started into a JSON 500."""
+    turns an unhandled exception before the response started into a JSON 500.
+
+    ``header_name=None``: the id is still assigned (audit rows and logs carry it), but no header
+    is read or echoed."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        header_name: str = "X-Request-ID",
+        header_name: str | None = "X-Request-ID",
         trust_request_id: bool = True,
         trusted_proxies: Iterable[str] = (),
     ) -> None:
-        if not header_name or not header_name.isascii():
-            raise ValueError("header_name must be a non-empty ASCII header name")
+        if header_name is not None and (not header_name or not header_name.isascii()):
+            raise ValueError("header_name must be a non-empty ASCII header name, or None")
         self.app = app
-        self.header = header_name.lower().encode("latin-1")
-        self.trust_request_id = trust_request_id
+        # b"" never matches a header name, and lower() keeps its length (0): nothing is replaced.
+        self.header = header_name.lower().encode("latin-1") if header_name else b""
+        self.echo = header_name is not None
+        self.trust_request_id = trust_request_id and header_name is not None
         self.proxies = TrustedProxies(trusted_proxies)
 
     def _request_id(self, scope: Scope) -> str:
@@ -148,6 +153,7 @@ class RequestContextMiddleware:
             return
 
         header_name = self.header
+        echo = self.echo
         size = len(header_name)
         header = (header_name, request_id.encode("ascii"))
         started = False
@@ -156,11 +162,13 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                # The app's own id header is replaced (lower() keeps the length: others are kept
-                # without lowering their names).
-                headers = [h for h in message.get("headers", ()) if len(h[0]) != size or h[0].lower() != header_name]
-                headers.append(header)
-                message["headers"] = headers
+                if echo:
+                    # The app's own id header is replaced (lower() keeps the length: others are
+                    # kept without lowering their names).
+                    old = message.get("headers", ())
+                    headers = [h for h in old if len(h[0]) != size or h[0].lower() != header_name]
+                    headers.append(header)
+                    message["headers"] = headers
             await send(message)
 
         try:

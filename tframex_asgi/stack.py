@@ -1,7 +1,9 @@
 """Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
 
 request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
-authorization -> app. A disabled feature adds no layer at all.
+authorization -> app. A disabled feature adds no layer at all: the request-context layer is there
+when another layer or persistence needs it, or to echo the request id header; with every feature
+off and ``server.request_id_header: null`` the stack adds no layer.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ class Layer:
 
 
 LAYERS: tuple[Layer, ...] = (
-    Layer("context", "tframex_asgi.context_layer:build_layer", lambda c: True, "enterprise.server"),
+    Layer(
+        "context",
+        "tframex_asgi.context_layer:build_layer",
+        lambda c: c.server.request_id_header is not None
+        or c.metrics.enabled
+        or c.security.enabled
+        or c.persistence.enabled,
+        "enterprise.server",
+    ),
     Layer(
         "metrics",
         "tframex_asgi.metrics.layer:build_layer",

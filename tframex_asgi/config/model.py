@@ -17,15 +17,19 @@ __all__ = ["EnterpriseConfig", "ServerConfig"]
 
 @dataclass(frozen=True)
 class ServerConfig:
-    request_id_header: str = "X-Request-ID"
+    # None: no request id header (nothing read or echoed); with every feature off, no layer at all.
+    request_id_header: str | None = "X-Request-ID"
     # Accept a client's request id when it is a short token of safe characters.
     trust_request_id: bool = True
     # Messages of a conversation replayed to an agent (the newest ones).
     history_limit: int = 20
 
     def _check(self, path: str) -> None:
-        if not self.request_id_header or not self.request_id_header.isascii():
-            raise ConfigError(f"{path}.request_id_header", "must be a non-empty ASCII header name")
+        header = self.request_id_header
+        if header is not None and (not header or not header.isascii()):
+            raise ConfigError(
+                f"{path}.request_id_header", "must be a non-empty ASCII header name, or null to send no request id"
+            )
         if self.history_limit < 0:
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
 
