@@ -15,8 +15,10 @@ from tframex_asgi.audit.chain import (
     CHAIN_END_ACTION,
     ChainSigner,
     canonical_bytes,
+    compose_request,
     compute_hash,
     fresh_canonical_bytes,
+    request_parts,
     verify_rows,
 )
 
@@ -227,6 +229,23 @@ def request_rows(draw: st.DrawFn) -> dict[str, Any]:
 @given(request_rows())
 def test_request_template_writes_the_generic_canonical_bytes(row: dict[str, Any]) -> None:
     assert fresh_canonical_bytes(row) == canonical_bytes(row, fresh=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_rows(), request_rows())
+def test_static_parts_of_one_row_compose_another_rows_canonical_bytes(
+    row: dict[str, Any], other: dict[str, Any]
+) -> None:
+    """What the logger does for a repeated request shape: parts of the first row, per-row values of the next."""
+    parts = request_parts(row)
+    assert parts is not None
+    dynamic = ("id", "chain_id", "seq", "prev_hash", "created_at", "request_id")
+    later = {**row, **{k: other[k] for k in dynamic}}
+    later["new_values"] = {**row["new_values"], "duration_ms": other["new_values"]["duration_ms"]}
+    assert compose_request(parts, later) == canonical_bytes(later, fresh=True)
+    signer, generic = ChainSigner(), ChainSigner(chain_id=None)
+    generic.chain_id = signer.chain_id
+    assert signer.sign(dict(later), parts)["row_hash"] == generic.sign(dict(later))["row_hash"]
 
 
 def test_rows_of_another_shape_use_the_generic_path() -> None:

@@ -145,14 +145,19 @@ _REQUEST_VALUES = frozenset({"actor", "duration_ms", "method", "path", "query", 
 _ACTOR = frozenset({"api_key_id", "auth_method", "external", "id", "username"})
 
 
-def _request_canonical(row: Mapping[str, Any]) -> bytes | None:
-    """``canonical_bytes(row, fresh=True)`` for a request row, written without building the dict
-    and walking it (half of what signing a row costs); None when ``row`` has another shape.
+# The static parts of a request row's canonical JSON: everything but the per-row values
+# (chain_id, created_at, id, duration_ms, prev_hash, request_id and seq), which go between them.
+RequestParts = tuple[str, str, str, str, str, str]
 
-    Byte-identical by construction: keys in sorted order, strings through the encoder's own
-    escaper (which raises TypeError for anything but a str, sending the row to the generic
-    path), integers as ``int.__repr__`` (bools excluded: JSON writes them as true/false).
-    tests/audit/test_chain.py checks it against canonical_bytes.
+
+def request_parts(row: Mapping[str, Any]) -> RequestParts | None:
+    """The static parts of ``canonical_bytes(row, fresh=True)`` for a request row (see
+    :func:`compose_request`), or None when ``row`` has another shape.
+
+    Keys in sorted order, strings through the encoder's own escaper (which raises TypeError for
+    anything but a str, sending the row to the generic path), integers as ``int.__repr__``
+    (bools excluded: JSON writes them as true/false). The per-row values are checked by
+    :func:`compose_request`. tests/audit/test_chain.py checks the result against canonical_bytes.
     """
     values = row.get("new_values")
     created = row.get("created_at")
@@ -162,10 +167,8 @@ def _request_canonical(row: Mapping[str, Any]) -> bytes | None:
         or row.get("old_values") is not None
         or type(created) is not dt.datetime
         or created.tzinfo is not None
+        or type(values["status_code"]) is not int
     ):
-        return None
-    duration, status_code, seq = values["duration_ms"], values["status_code"], row.get("seq")
-    if type(duration) is not int or type(status_code) is not int or type(seq) is not int:
         return None
     esc = encode_basestring_ascii
     get = row.get
@@ -183,24 +186,44 @@ def _request_canonical(row: Mapping[str, Any]) -> bytes | None:
             )
         else:
             return None
-        ip, route, reason = get("ip_address"), values["route"], get("reason")
-        request_id, user_agent = get("request_id"), get("user_agent")
+        ip, route, reason, user_agent = get("ip_address"), values["route"], get("reason"), get("user_agent")
         return (
-            f'{{"action":{esc(row["action"])},"chain_id":{esc(row["chain_id"])},'
-            f'"created_at":{esc(created.isoformat(sep="T", timespec="microseconds"))},"id":{esc(row["id"])},'
-            f'"ip_address":{"null" if ip is None else esc(ip)},'
-            f'"new_values":{{"actor":{actor_json},"duration_ms":{int.__repr__(duration)},'
-            f'"method":{esc(values["method"])},"path":{esc(values["path"])},"query":{esc(values["query"])},'
-            f'"route":{"null" if route is None else esc(route)},"status_code":{int.__repr__(status_code)}}},'
-            f'"old_values":null,"prev_hash":{esc(row["prev_hash"])},'
-            f'"reason":{"null" if reason is None else esc(reason)},'
-            f'"request_id":{"null" if request_id is None else esc(request_id)},'
-            f'"resource_id":{esc(row["resource_id"])},"resource_type":{esc(row["resource_type"])},'
-            f'"seq":{int.__repr__(seq)},"status":{esc(row["status"])},'
-            f'"user_agent":{"null" if user_agent is None else esc(user_agent)}}}'
-        ).encode("ascii")
+            f'{{"action":{esc(row["action"])},"chain_id":',
+            f',"ip_address":{"null" if ip is None else esc(ip)},"new_values":{{"actor":{actor_json},"duration_ms":',
+            f',"method":{esc(values["method"])},"path":{esc(values["path"])},"query":{esc(values["query"])},'
+            f'"route":{"null" if route is None else esc(route)},'
+            f'"status_code":{int.__repr__(values["status_code"])}}},"old_values":null,"prev_hash":',
+            f',"reason":{"null" if reason is None else esc(reason)},"request_id":',
+            f',"resource_id":{esc(row["resource_id"])},"resource_type":{esc(row["resource_type"])},"seq":',
+            f',"status":{esc(row["status"])},"user_agent":{"null" if user_agent is None else esc(user_agent)}}}',
+        )
     except (TypeError, KeyError):  # a value that is not a str where the template expects one
         return None
+
+
+def compose_request(parts: RequestParts, row: Mapping[str, Any]) -> bytes | None:
+    """``canonical_bytes(row, fresh=True)`` from a row's static ``parts`` and its per-row values
+    (None when one of them is not of the template's type)."""
+    created, duration, seq = row["created_at"], row["new_values"]["duration_ms"], row["seq"]
+    if type(duration) is not int or type(seq) is not int or type(created) is not dt.datetime or created.tzinfo:
+        return None
+    esc = encode_basestring_ascii
+    request_id = row["request_id"]
+    try:
+        return (
+            f'{parts[0]}{esc(row["chain_id"])},"created_at":{esc(created.isoformat(sep="T", timespec="microseconds"))},'
+            f'"id":{esc(row["id"])}{parts[1]}{int.__repr__(duration)}{parts[2]}{esc(row["prev_hash"])}'
+            f"{parts[3]}{'null' if request_id is None else esc(request_id)}{parts[4]}{int.__repr__(seq)}{parts[5]}"
+        ).encode("ascii")
+    except TypeError:
+        return None
+
+
+def _request_canonical(row: Mapping[str, Any]) -> bytes | None:
+    """``canonical_bytes(row, fresh=True)`` for a request row, written without building the dict
+    and walking it (half of what signing a row costs); None when ``row`` has another shape."""
+    parts = request_parts(row)
+    return None if parts is None else compose_request(parts, row)
 
 
 def fresh_canonical_bytes(row: Mapping[str, Any]) -> bytes:
@@ -231,14 +254,18 @@ class ChainSigner:
         # log_change may be called from a thread (CLI, sync admin code): seq and hash must not race.
         self._lock = threading.Lock()
 
-    def sign(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Add chain_id, seq, prev_hash and row_hash to ``row`` (in place) and return it."""
+    def sign(self, row: dict[str, Any], parts: RequestParts | None = None) -> dict[str, Any]:
+        """Add chain_id, seq, prev_hash and row_hash to ``row`` (in place) and return it.
+
+        ``parts``: the static parts of the canonical JSON of a request row of this shape
+        (:func:`request_parts` of an earlier row whose static values ``row`` shares)."""
         with self._lock:
             seq = self.seq + 1
             row["chain_id"] = self.chain_id
             row["seq"] = seq
             row["prev_hash"] = self.last_hash
-            row_hash = row["row_hash"] = digest(fresh_canonical_bytes(row), self.key)
+            data = compose_request(parts, row) if parts is not None else None
+            row_hash = row["row_hash"] = digest(data or fresh_canonical_bytes(row), self.key)
             # Committed only once hashed: a row that cannot be hashed (and is not written) leaves no gap.
             self.seq, self.last_hash = seq, row_hash
         return row

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from tframex_asgi.audit.chain import CHAIN_END_ACTION, ChainSigner
+from tframex_asgi.audit.chain import CHAIN_END_ACTION, ChainSigner, RequestParts, request_parts
 from tframex_asgi.audit.records import (
     SECURITY_STATUSES,
     RequestCapture,
@@ -66,6 +66,40 @@ _DRAIN_BATCH = 512
 _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 Actor = tuple[str, str, str | None, str | None, bool]
+_ACTOR_KEYS = ("id", "username", "auth_method", "api_key_id", "external")
+
+
+class _Shape:
+    """The parts of a request's audit row that repeat for every request of the same shape."""
+
+    __slots__ = ("action", "actor", "checked", "ip_address", "method", "parts", "path", "principal", "query", "reason",
+                 "resource_id", "route", "state", "status", "user_agent", "user_id")  # fmt: skip
+
+    def __init__(
+        self,
+        principal: Any,
+        user_id: str | None,
+        actor: tuple[Any, ...] | None,
+        method: str,
+        route: str | None,
+        path: str | None,
+        query: str | None,
+        status: int,
+        action: str | None,
+        resource_id: str | None,
+        state: str,
+        reason: str | None,
+        ip_address: str | None,
+        user_agent: str | None,
+    ) -> None:
+        self.principal = principal  # held: the memo key has its id()
+        self.user_id, self.actor, self.method, self.route = user_id, actor, method, route
+        self.path, self.query, self.status, self.action = path, query, status, action
+        self.resource_id, self.state, self.reason = resource_id, state, reason
+        self.ip_address, self.user_agent = ip_address, user_agent
+        # request_parts() of the first row (None when it did not fit the template).
+        self.parts: RequestParts | None = None
+        self.checked = False
 
 
 class AuditSink(Protocol):
@@ -108,6 +142,7 @@ class AuditLogger:
         self._addresses: dict[str, str | None] = {}
         self._paths: dict[tuple[Any, Any, Any], str] = {}
         self._actors: dict[tuple[Any, ...], tuple[str | None, Actor]] = {}
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._ids: list[str] = []
 
     @property
@@ -227,14 +262,19 @@ class AuditLogger:
         return state.get("principal") or scope.get("user")
 
     # -- building and submitting (always under self._lock) -------------------------------------
-    def _submit_audit(self, row: dict[str, Any]) -> None:
+    def _submit_audit(self, row: dict[str, Any], shape: _Shape | None = None) -> None:
         if self.signer is not None:
             if self.closed:
                 # The old chain is sealed: a late row (after shutdown began) starts a new, open chain.
                 logger.warning("audit row %r after close: starting a new chain", row.get("action"))
                 self.signer = ChainSigner(self.signer.key)
                 self.closed = False
-            self.signer.sign(row)
+            if shape is None:
+                self.signer.sign(row)
+            else:
+                if not shape.checked:  # the first row of this shape: its static canonical parts
+                    shape.parts, shape.checked = request_parts(row), True
+                self.signer.sign(row, shape.parts)
         if getattr(self.sink, "accepts_trusted", False):
             # A fresh dict of audit_logs columns only, never changed after this: the queue may
             # take it over without copying or re-checking its keys (see WriteQueue.submit).
@@ -243,10 +283,10 @@ class AuditLogger:
         else:
             self.sink.submit("audit_logs", row)
 
-    def _build_request(self, capture: RequestCapture) -> None:
-        """The rows of one captured request: its audit row, and an event when it was refused."""
-        (created, method, path, raw_path, root_path, normalize, query, route, status, duration_ms, reason,
-         principal, ip, ua, request_id) = capture  # fmt: skip
+    def _shape(self, capture: RequestCapture) -> _Shape:
+        """Everything in a request's rows that the next request of the same shape repeats."""
+        (_, method, path, raw_path, root_path, normalize, query, route, status, _, reason,
+         principal, ip, ua, _) = capture  # fmt: skip
         if normalize:
             path = self._normal_path(path, raw_path, root_path)
         if reason is None and status in SECURITY_STATUSES:
@@ -256,49 +296,88 @@ class AuditLogger:
         route = None if route is None else str(route)
         user_id, actor = self._actor(principal)
         user_agent = ua.decode("latin-1") if ua else None
+        path_text = clean(path)
+        state = outcome(status, reason)
+        return _Shape(
+            principal,
+            user_id,
+            None if actor is None else tuple(actor.values()),
+            method,
+            None if route is None else clean(route),
+            # Bounded: an 8 KiB path or query must not make every audit row 8 KiB larger.
+            truncate(path_text, 2048),
+            truncate(self.redactor.query(query), 2048),
+            int(status),
+            # Placeholders like "<unmatched>" say nothing: the path is the better action then.
+            self._text(f"{method} {route if route and not route.startswith('<') else path}", 100),
+            truncate(path_text, 255),
+            state,
+            self._text(reason, 100),
+            self._address(ip),
+            truncate(clean(user_agent), 1024) if user_agent else None,
+        )
+
+    def _shape_of(self, capture: RequestCapture) -> _Shape:
+        """The memoised :meth:`_shape` (keyed by everything but time, duration and request id;
+        the principal by identity, held by the shape so its id cannot be reused meanwhile)."""
+        (_, method, path, raw_path, root_path, normalize, query, route, status, _, reason,
+         principal, ip, ua, _) = capture  # fmt: skip
+        key = (method, path, raw_path, root_path, normalize, query, route, status, reason, id(principal), ip, ua)
+        try:
+            shape = self._shapes.get(key)
+        except TypeError:  # an unhashable value in a malformed scope
+            return self._shape(capture)
+        if shape is None or shape.principal is not principal:
+            shape = self._shape(capture)
+            size = len(path) if isinstance(path, str) else _MEMO_MAX_CHARS
+            size += len(query or b"") + len(ua or b"")
+            if size <= _MEMO_MAX_CHARS:
+                _memo_put(self._shapes, key, shape)
+        return shape
+
+    def _build_request(self, capture: RequestCapture) -> None:
+        """The rows of one captured request: its audit row, and an event when it was refused."""
+        created, duration_ms, request_id = capture[0], capture[9], capture[14]
+        shape = self._shape_of(capture)
+        actor = shape.actor
         ctx = {
-            "ip_address": self._address(ip),
-            "user_agent": truncate(clean(user_agent), 1024) if user_agent else None,
+            "ip_address": shape.ip_address,
+            "user_agent": shape.user_agent,
             "request_id": truncate(escape_text(str(request_id)), 128) if request_id else None,
         }
-        state = outcome(status, reason)
-        created_at = self._datetime(created)
-        path_text = clean(path)
-        # Built from known parts, each escaped here: the generic sanitize() walk costs ~10x more.
         values: dict[str, Any] = {
-            "method": method,
-            "route": None if route is None else clean(route),
-            # Bounded: an 8 KiB path or query must not make every audit row 8 KiB larger.
-            "path": truncate(path_text, 2048),
-            "query": truncate(self.redactor.query(query), 2048),
-            "status_code": int(status),
+            "method": shape.method,
+            "route": shape.route,
+            "path": shape.path,
+            "query": shape.query,
+            "status_code": shape.status,
             "duration_ms": int(duration_ms),
-            "actor": actor,
+            # A fresh dict per row: rows never share mutable parts.
+            "actor": None if actor is None else dict(zip(_ACTOR_KEYS, actor, strict=True)),
         }
         row: dict[str, Any] = {
             "id": self._new_id(),
-            "user_id": user_id,
-            # Placeholders like "<unmatched>" say nothing: the path is the better action then.
-            "action": self._text(f"{method} {route if route and not route.startswith('<') else path}", 100),
+            "user_id": shape.user_id,
+            "action": shape.action,
             "resource_type": "http",
-            "resource_id": truncate(path_text, 255),
+            "resource_id": shape.resource_id,
             "old_values": None,
             "new_values": values,
-            "created_at": created_at,
-            "status": state,
-            "reason": self._text(reason, 100),
+            "created_at": self._datetime(created),
+            "status": shape.state,
+            "reason": shape.reason,
             **ctx,
         }
-        self._submit_audit(row)
-        if state == "denied" and self.config.events_table:
+        self._submit_audit(row, shape)
+        if shape.state == "denied" and self.config.events_table:
             self._submit_event(
                 "security",
                 row["reason"] or "denied",
-                state,
-                user_id,
+                shape.state,
+                shape.user_id,
                 ctx,
                 values,
-                created_at,
+                row["created_at"],
                 resource=("http", row["resource_id"]),
             )
 
