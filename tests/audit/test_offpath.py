@@ -14,7 +14,7 @@ import pytest
 from tests.audit.conftest import ALICE, FakePrincipal, ListSink, guarded_app
 from tframex_asgi.audit.chain import CHAIN_END_ACTION, verify_rows
 from tframex_asgi.audit.layer import AuditMiddleware
-from tframex_asgi.audit.logger import AuditLogger
+from tframex_asgi.audit.logger import _DRAIN_BATCH, AuditLogger
 from tframex_asgi.config.audit import AuditConfig
 from tframex_asgi.context import RequestContextMiddleware
 
@@ -211,7 +211,7 @@ async def test_a_long_backlog_is_built_in_slices(sink: ListSink) -> None:
     assert audit.pending == 1500
     await asyncio.sleep(0)
     assert 0 < audit.pending < 1500  # the loop got control back between slices
-    for _ in range(10):
+    for _ in range(1500 // _DRAIN_BATCH + 1):
         await asyncio.sleep(0)
     assert audit.pending == 0 and len(sink.table("audit_logs")) == 1500
 

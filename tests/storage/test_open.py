@@ -189,3 +189,39 @@ def test_multi_row_statement_shape() -> None:
     assert _multi_row(sql, 2, 3) == three
     with pytest.raises(ValueError, match="single-row"):
         _multi_row(sql, 3, 2)
+
+
+async def test_write_many_gives_the_loop_back_between_chunks_of_a_big_batch(tmp_sqlite_url: str) -> None:
+    """Checking a write-queue batch (thousands of rows) never holds the event loop for all of it."""
+    from tframex_asgi.storage import sqlbase
+
+    store = open_storage(tmp_sqlite_url)
+    await store.connect()
+    ticks = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while running:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    execute = store._execute_many
+    seen: list[int] = []
+
+    async def spy(sql: str, rows: list) -> None:
+        seen.append(ticks)  # the other task's progress before any database call
+        await execute(sql, rows)
+
+    store._execute_many = spy  # type: ignore[method-assign]
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        start = ticks
+        await store.write_many("users", [{"username": f"u{i}"} for i in range(3 * sqlbase._PREPARE_CHUNK)])
+        assert seen[0] - start >= 2  # one turn per chunk after the first
+        assert await store.count("users") == 3 * sqlbase._PREPARE_CHUNK
+    finally:
+        running = False
+        await task
+        await store.close()
