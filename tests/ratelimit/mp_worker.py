@@ -21,7 +21,15 @@ def run(index: int, redis_url: str, prefix: str, strategies: list[str], hits: in
             backend = open_backend(cfg)
             item = parse("50/hour")
             try:
-                answers = await asyncio.gather(*(backend.hit(item, "mp", strategy) for _ in range(hits)))
+                # Half the workers hit through limits, half through hit_window (one Lua script for
+                # the fixed and moving window): both paths share the keys and the count.
+                if index % 2:
+                    found = await asyncio.gather(
+                        *(backend.hit_window(item, ("mp", strategy), state=True) for _ in range(hits))
+                    )
+                    answers = [allowed for allowed, _ in found]
+                else:
+                    answers = await asyncio.gather(*(backend.hit(item, "mp", strategy) for _ in range(hits)))
             finally:
                 await backend.close()
             return sum(answers), backend.stats.unavailable_total

@@ -40,6 +40,8 @@ from limits.aio.strategies import STRATEGIES, RateLimiter
 
 from tframex_asgi.errors import ConfigError, ServiceUnavailableError
 from tframex_asgi.ratelimit.memory import ENGINES, MemoryEngine
+from tframex_asgi.ratelimit.redis_window import STRATEGIES as _ONE_TRIP
+from tframex_asgi.ratelimit.redis_window import RedisWindows
 
 if TYPE_CHECKING:
     from tframex_asgi.config.ratelimit import RateLimitConfig
@@ -189,6 +191,8 @@ class Backend:
         # Process-wide health, not per-request state: while set, calls fail fast.
         self._open_until = 0.0
         self._deadlines = _Deadlines()
+        # Hit and window in one round trip on Redis (fixed and moving window; see redis_window.py).
+        self._windows = RedisWindows.for_storage(storage)
 
     def limiter_for(self, strategy: str | None) -> RateLimiter:
         if strategy is None:
@@ -240,8 +244,15 @@ class Backend:
         """Consume ``cost`` and report the window: ``(allowed, state)``. ``state=False`` asks for
         the window only when the hit is refused (``None`` otherwise).
 
-        On network storage the window is a second call; if it fails after a refused hit, the
-        refusal stands with a full window assumed, after an allowed hit it raises."""
+        On Redis, the fixed and moving window answer both in one script (:mod:`.redis_window`);
+        otherwise the window is a second call: if it fails after a refused hit, the refusal stands
+        with a full window assumed, after an allowed hit it raises."""
+        if state and self._windows is not None:
+            how = strategy or self.strategy
+            if how in _ONE_TRIP:
+                windows = self._windows
+                allowed, remaining, reset = await self._call("hit", lambda: windows.hit_window(how, item, key, cost))
+                return allowed, WindowState(item.amount, remaining, reset, item.get_expiry())
         allowed = await self.hit(item, *key, cost=cost, strategy=strategy)
         if allowed and not state:
             return True, None

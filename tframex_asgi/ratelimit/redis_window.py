@@ -1,0 +1,113 @@
+"""One Redis round trip per limit: the hit and the window the headers report, in one Lua script.
+
+``limits`` answers :meth:`Backend.hit_window <tframex_asgi.ratelimit.backend.Backend.hit_window>`
+with two or three commands on Redis: the hit (a script), then ``get_window_stats`` (a second
+script for the moving window, ``GET`` and ``TTL`` for the fixed window). Each command is a network
+round trip plus redis-py's per-command work, so the layer paid them two or three times a request.
+
+The scripts here do exactly what ``limits`` 5.8's scripts do (``acquire_moving_window.lua`` then
+``moving_window.lua``; ``incr_expire.lua`` then ``GET``/``TTL``), on the same keys, and return
+both answers at once. Keys and decisions are shared with ``limits``: a deployment can mix workers
+that use either path, and the sliding window counter (or any other storage) keeps going through
+``limits`` unchanged. ``tests/ratelimit/test_redis_window.py`` compares the two hit for hit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from limits import RateLimitItem
+
+__all__ = ["RedisWindows"]
+
+# KEYS[1] counter; ARGV: expiry, cost. Returns {count after the hit, ttl}.
+_FIXED = """
+local current = redis.call('incrby', KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+    redis.call('expire', KEYS[1], ARGV[1])
+end
+return {current, redis.call('ttl', KEYS[1])}
+"""
+
+# KEYS[1] list of hit times, newest first; ARGV: now, limit, expiry, cost.
+# Returns {1 if acquired else 0, oldest entry in the window (as text) or '', entries in the window}.
+_MOVING = """
+local timestamp = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local amount = tonumber(ARGV[4])
+local acquired = 0
+if amount <= limit then
+    local entry = redis.call('lindex', KEYS[1], limit - amount)
+    if not (entry and tonumber(entry) >= timestamp - expiry) then
+        local entries = {}
+        for i = 1, amount do
+            entries[i] = timestamp
+        end
+        for i = 1, #entries, 5000 do
+            redis.call('lpush', KEYS[1], unpack(entries, i, math.min(i + 4999, #entries)))
+        end
+        redis.call('ltrim', KEYS[1], 0, limit - 1)
+        redis.call('expire', KEYS[1], expiry)
+        acquired = 1
+    end
+end
+local target = timestamp - expiry
+local low, high, found = 0, limit - 1, nil
+while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local val = tonumber(redis.call('lindex', KEYS[1], mid))
+    if val and val >= target then
+        found = mid
+        low = mid + 1
+    else
+        high = mid - 1
+    end
+end
+if found then
+    return {acquired, redis.call('lindex', KEYS[1], found), found + 1}
+end
+return {acquired, '', 0}
+"""
+
+STRATEGIES = frozenset({"fixed-window", "moving-window"})
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisWindows:
+    """``hit_window`` for the fixed and moving window on ``limits``' Redis storage (redis-py)."""
+
+    def __init__(self, storage: Any) -> None:
+        bridge = storage.bridge
+        self._prefixed = bridge.prefixed_key
+        client = bridge.get_connection()
+        self._fixed = client.register_script(_FIXED)
+        self._moving = client.register_script(_MOVING)
+
+    @classmethod
+    def for_storage(cls, storage: Any) -> RedisWindows | None:
+        """None unless ``storage`` is ``limits``' Redis storage on the redis-py bridge."""
+        bridge = getattr(storage, "bridge", None)
+        if bridge is None or type(bridge).__name__ != "RedispyBridge" or not hasattr(bridge, "prefixed_key"):
+            return None
+        return cls(storage)
+
+    async def hit_window(
+        self, strategy: str, item: RateLimitItem, key: tuple[str, ...], cost: int
+    ) -> tuple[bool, int, float]:
+        """``(allowed, remaining, reset seconds from now)`` after consuming ``cost``."""
+        name = self._prefixed(item.key_for(*key))
+        expiry = item.get_expiry()
+        if strategy == "fixed-window":
+            count, ttl = await self._fixed(keys=[name], args=[expiry, cost])
+            count = int(count)
+            return count <= item.amount, max(0, item.amount - count), float(max(int(ttl), 0))
+        now = time.time()
+        acquired, oldest, count = await self._moving(keys=[name], args=[now, item.amount, expiry, cost])
+        start = float(_text(oldest)) if int(count) else now
+        reset = max(0.0, start + expiry - time.time())
+        return bool(int(acquired)), max(0, item.amount - int(count)), reset
