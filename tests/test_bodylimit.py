@@ -176,3 +176,38 @@ async def test_build_layer_reads_max_body_bytes() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BodyLimitMiddleware(echo_length, 0)
+
+
+async def test_http1_request_within_its_declared_framing_gets_the_servers_receive() -> None:
+    """HTTP/1.x without Transfer-Encoding: the server delivers exactly Content-Length bytes (none
+    without it), so nothing needs counting and the app is handed the server's own receive."""
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+        await send_json(send, 200, b"{}")
+
+    for headers in ({}, {"content-length": "100"}):
+        client = Client([b"x" * 100], headers)
+        client.scope["http_version"] = "1.1"
+        await client.run(BodyLimitMiddleware(app, 120))
+        assert client.status == 200
+        assert seen[-1] == client.receive  # not wrapped
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [("1.1", {"transfer-encoding": "chunked"}), ("2", {}), ("2", {"content-length": "50"}), ("3", {})],
+)
+async def test_chunked_and_http2_bodies_are_still_counted(version: str, headers: dict[str, str]) -> None:
+    client = Client([b"x" * 100] * 3, headers)
+    client.scope["http_version"] = version
+    await client.run(BodyLimitMiddleware(echo_length, 120))
+    assert client.status == 413 and client.reads == 2
+
+
+async def test_http1_declared_length_over_the_limit_is_still_refused() -> None:
+    client = Client([b"x" * 100] * 3, {"content-length": "300"})
+    client.scope["http_version"] = "1.1"
+    await client.run(BodyLimitMiddleware(echo_length, 120))
+    assert client.status == 413 and client.reads == 0

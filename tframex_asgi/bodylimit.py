@@ -6,6 +6,11 @@ is wrapped and counts the bytes the app reads; the message that crosses the limi
 to the app. Instead the 413 is sent right away (if the app has not started a response) and the app
 sees :class:`PayloadTooLarge` raised from ``receive``; if it catches that, later ``receive`` calls
 report a disconnect and whatever it sends is dropped, since the client already has its answer.
+
+An HTTP/1.x request without ``Transfer-Encoding`` carries exactly its ``Content-Length`` (none:
+no body at all, RFC 9112 section 6.3) and the server enforces that framing, so when that length is
+within the limit the app is called with the server's own ``receive``: the common GET pays one
+header scan. Chunked bodies, and HTTP/2 or 3 (where the length is only advisory), are counted.
 """
 
 from __future__ import annotations
@@ -30,19 +35,27 @@ class PayloadTooLarge(TFrameXASGIError):
     status = 413
 
 
-def _declared_length(scope: Scope) -> int | None:
-    """The Content-Length, ``-1`` when malformed or given twice with different values."""
+def _declared_length(scope: Scope) -> tuple[int | None, bool]:
+    """(the Content-Length, ``-1`` when malformed or given twice with different values; whether a
+    Transfer-Encoding header is present)."""
     found: int | None = None
+    chunked = False
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             text = value.strip()
             if not text.isdigit():
-                return -1
+                return -1, chunked
             length = int(text)
             if found is not None and found != length:
-                return -1
+                return -1, chunked
             found = length
-    return found
+        elif name == b"transfer-encoding":
+            chunked = True
+    return found, chunked
+
+
+# Versions whose framing the server enforces: the body is exactly the declared length.
+_FRAMED = frozenset({"1.0", "1.1"})
 
 
 class BodyLimitMiddleware:
@@ -62,12 +75,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(scope)
+        declared, chunked = _declared_length(scope)
         if declared == -1:
             await send_json_error(send, 400, "invalid_request", "malformed Content-Length", _CLOSE)
             return
         if declared is not None and declared > self.limit:
             await self._refuse(scope, send)
+            return
+        if not chunked and scope.get("http_version") in _FRAMED:
+            await self.app(scope, receive, send)  # at most ``declared`` bytes: within the limit
             return
         limit = self.limit
         received = 0
