@@ -71,6 +71,47 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _per_request_us(load: dict[str, Any], name: str) -> float | None:
+    """Server time per request under load over bare's: 1/req/s of a CPU-bound single worker."""
+    rps, bare = load.get(name, {}).get("rps"), load.get("bare", {}).get("rps")
+    return None if not rps or not bare else 1e6 / rps - 1e6 / bare
+
+
+def _in_the_way(data: dict[str, Any], found: list[dict[str, Any]]) -> list[str]:
+    """When the req/s floor is missed: what the overhead is under load, and where it goes."""
+    missed = [t for t in found if "under uvicorn" in t["target"] and t["met"] is False]
+    inp, load = data.get("inprocess", {}), data.get("load", {})
+    full = inp.get(FULL_STACKS[0])
+    loaded = _per_request_us(load, FULL_STACKS[0])
+    if not missed or not full or loaded is None:
+        return []
+    floor = 1e6 / load["bare"]["rps"] * (1 / RPS_FLOOR - 1)
+    lines = [
+        "",
+        f"What stands in the way of the req/s floor: a single uvicorn worker is CPU-bound here, so "
+        f"{RPS_FLOOR}x bare req/s allows +{floor:.0f} µs of server time per request over bare's "
+        f"{1e6 / load['bare']['rps']:.0f} µs. `{FULL_STACKS[0]}` costs +{full.get('allin_cpu_overhead_us', 0):.0f} µs "
+        f"of CPU all-in in-process, but +{loaded:.0f} µs per request under load: every layer costs "
+        "several times its in-process figure once the server's own work (HTTP parsing, sockets, "
+        "tasks) runs between requests (compare the two tables below, layer by layer).",
+    ]
+    audit = inp.get("ours:audit")
+    if audit:
+        lines.append(
+            f"The largest single item is the audit row written for every request at level `full`: "
+            f"`ours:audit` alone costs {audit['overhead_us']:+.1f} µs on the request path and "
+            f"{audit.get('allin_cpu_overhead_us', 0):+.1f} µs of CPU all-in (building and signing the "
+            "hash-chained row, checking it against the schema, inserting it into SQLite)."
+        )
+    default = load.get("ours:full-apikey-auditsec", {}).get("rps_ratio")
+    if default is not None:
+        lines.append(
+            f"The same stack at the default audit level (`security`: refusals and admin changes only), "
+            f"`ours:full-apikey-auditsec`, serves {default:.2f}x bare req/s."
+        )
+    return lines
+
+
 def _plot_inprocess(data: dict[str, Any], path: Path) -> bool:
     import matplotlib
 
@@ -243,6 +284,7 @@ def write_report(data: dict[str, Any], directory: Path) -> None:
             + ", ".join(f"`{t['config']}`" for t in over_allin)
             + f" nevertheless spend more than +{OVERHEAD_BUDGET_US:.0f} µs of CPU per request all-in (see below).",
         ]
+    out += _in_the_way(data, found)
     bare = data.get("inprocess", {}).get("bare")
     if bare:
         out += [
