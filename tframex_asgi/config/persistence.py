@@ -23,7 +23,7 @@ _DEFAULT_URLS = {"memory": "memory://", "sqlite": "sqlite:///./tframex.db"}
 @dataclass(frozen=True)
 class WriteQueueConfig:
     max_size: int = 50_000
-    # Up to this many rows per executemany/COPY; 5000 is what sustains >= 20k rows/s into PostgreSQL.
+    # Up to this many rows per batch (one transaction); 5000 sustains >= 20k rows/s into PostgreSQL.
     batch_size: int = 5000
     flush_interval: float = 0.2
     spill_path: str = "./tframex-spill.jsonl"
