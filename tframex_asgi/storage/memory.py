@@ -20,9 +20,9 @@ from tframex_asgi.storage.validate import (
     coerce,
     key_filters,
     prepare_filters,
-    prepare_insert,
     prepare_order,
     prepare_update,
+    prepared_chunks,
     row_key,
 )
 
@@ -84,15 +84,14 @@ class MemoryStorage(BaseStorage):
     async def write_many(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
     ) -> list[str]:
-        prepared = [prepare_insert(table, data) for data in rows]
+        tbl = table_of(table)
+        prepared = [row async for chunk in prepared_chunks(tbl.name, rows) for row in chunk]
         if not prepared:
-            table_of(table)
             return []
-        tbl = prepared[0][0]
         store = self._rows[tbl.name]
         staged: dict[str, Row] = {}
         ids: list[str] = []
-        for _, row in prepared:
+        for row in prepared:
             key = row_key(tbl, row)
             ids.append(row["id"] if tbl.has_id else key)
             if key in store or key in staged:

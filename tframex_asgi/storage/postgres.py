@@ -23,6 +23,7 @@ from tframex_asgi.errors import ConflictError, StorageError, ValidationError
 from tframex_asgi.storage.base import Row
 from tframex_asgi.storage.ddl import LATEST, MIGRATIONS, VERSION_TABLE, migration_statements, quote
 from tframex_asgi.storage.schema import TABLES, Table
+from tframex_asgi.storage.schema import table as schema_table
 from tframex_asgi.storage.sqlbase import SQLStorage
 from tframex_asgi.storage.sqlbuild import SQLBuilder
 
@@ -171,13 +172,12 @@ class PostgresStorage(SQLStorage):
     ) -> list[str]:
         if len(rows) < COPY_THRESHOLD:
             return await super().write_many(table, rows, skip_existing=skip_existing, trusted=trusted)
-        from tframex_asgi.storage.validate import prepare_insert, row_key
+        from tframex_asgi.storage.validate import row_key
 
-        prepared = [prepare_insert(table, data) for data in rows]
-        tbl = prepared[0][0]
-        names = self.builder.columns(tbl)
-        await self.copy_rows(tbl, names, [self.builder.params(tbl, r, names) for _, r in prepared], skip_existing)
-        return [r["id"] if tbl.has_id else row_key(tbl, r) for _, r in prepared]
+        tbl = schema_table(table)
+        prepared, values = await self._prepared_params(tbl, rows)
+        await self.copy_rows(tbl, self.builder.columns(tbl), values, skip_existing)
+        return [r["id"] if tbl.has_id else row_key(tbl, r) for r in prepared]
 
     async def schema_version(self) -> int:
         rows = await self._fetch("SELECT to_regclass($1) IS NOT NULL", (VERSION_TABLE,))

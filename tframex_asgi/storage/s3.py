@@ -28,9 +28,9 @@ from tframex_asgi.storage.validate import (
     coerce,
     key_filters,
     prepare_filters,
-    prepare_insert,
     prepare_order,
     prepare_update,
+    prepared_chunks,
     row_key,
 )
 
@@ -152,7 +152,7 @@ class S3Storage(BaseStorage):
         self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
     ) -> list[str]:
         tbl = _table(table)
-        prepared = [prepare_insert(tbl.name, data)[1] for data in rows]
+        prepared = [row async for chunk in prepared_chunks(tbl.name, rows) for row in chunk]
         keys = [row_key(tbl, row) for row in prepared]
         if len(set(keys)) != len(keys) and not skip_existing:
             raise ConflictError(f"duplicate key in {tbl.name} batch")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,17 +16,13 @@ from tframex_asgi.storage.validate import (
     coerce,
     key_filters,
     prepare_filters,
-    prepare_insert,
     prepare_order,
     prepare_update,
+    prepared_chunks,
     row_key,
 )
 
 __all__ = ["SQLStorage"]
-
-
-# Rows checked between two returns to the event loop in write_many (~10 µs each).
-_PREPARE_CHUNK = 200
 
 
 class SQLStorage(BaseStorage):
@@ -57,22 +52,24 @@ class SQLStorage(BaseStorage):
         self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
     ) -> list[str]:
         tbl = _table(table)
+        prepared, values = await self._prepared_params(tbl, rows)
+        if not prepared:
+            return []
+        await self._execute_many(self.builder.insert(tbl, self.builder.columns(tbl), skip_existing), values)
+        return [row["id"] if tbl.has_id else row_key(tbl, row) for row in prepared]
+
+    async def _prepared_params(
+        self, tbl: Table, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+        """The canonical rows and their driver parameters, chunk by chunk (see prepared_chunks)."""
         names = self.builder.columns(tbl)
         params = self.builder.params
         prepared: list[dict[str, Any]] = []
         values: list[tuple[Any, ...]] = []
-        for start in range(0, len(rows), _PREPARE_CHUNK):
-            if start:
-                # A batch of thousands of rows (the write queue's) is checked in chunks, giving the
-                # event loop back between them: requests wait ~2 ms at most, not the whole batch.
-                await asyncio.sleep(0)
-            chunk = [prepare_insert(tbl.name, data)[1] for data in rows[start : start + _PREPARE_CHUNK]]
+        async for chunk in prepared_chunks(tbl.name, rows):
             prepared.extend(chunk)
             values.extend([params(tbl, row, names) for row in chunk])
-        if not prepared:
-            return []
-        await self._execute_many(self.builder.insert(tbl, names, skip_existing), values)
-        return [row["id"] if tbl.has_id else row_key(tbl, row) for row in prepared]
+        return prepared, values
 
     async def update(self, table: str, id: str, data: Mapping[str, Any]) -> bool:
         tbl, values = prepare_update(table, data)
