@@ -24,6 +24,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tframex_asgi.audit.chain import CHAIN_END_ACTION, ChainSigner, RequestParts, request_parts
@@ -70,37 +71,27 @@ Actor = tuple[str, str, str | None, str | None, bool]
 _ACTOR_KEYS = ("id", "username", "auth_method", "api_key_id", "external")
 
 
+@dataclass(slots=True)
 class _Shape:
     """The parts of a request's audit row that repeat for every request of the same shape."""
 
-    __slots__ = ("action", "actor", "checked", "ip_address", "method", "parts", "path", "principal", "query", "reason",
-                 "resource_id", "route", "state", "status", "user_agent", "user_id")  # fmt: skip
-
-    def __init__(
-        self,
-        principal: Any,
-        user_id: str | None,
-        actor: tuple[Any, ...] | None,
-        method: str,
-        route: str | None,
-        path: str | None,
-        query: str | None,
-        status: int,
-        action: str | None,
-        resource_id: str | None,
-        state: str,
-        reason: str | None,
-        ip_address: str | None,
-        user_agent: str | None,
-    ) -> None:
-        self.principal = principal  # held: the memo key has its id()
-        self.user_id, self.actor, self.method, self.route = user_id, actor, method, route
-        self.path, self.query, self.status, self.action = path, query, status, action
-        self.resource_id, self.state, self.reason = resource_id, state, reason
-        self.ip_address, self.user_agent = ip_address, user_agent
-        # request_parts() of the first row (None when it did not fit the template).
-        self.parts: RequestParts | None = None
-        self.checked = False
+    principal: Any  # held: the memo key has its id()
+    user_id: str | None
+    actor: tuple[Any, ...] | None
+    method: str
+    route: str | None
+    path: str | None
+    query: str | None
+    status: int
+    action: str | None
+    resource_id: str | None
+    state: str
+    reason: str | None
+    ip_address: str | None
+    user_agent: str | None
+    # request_parts() of the first row (None when it did not fit the template), once checked.
+    parts: RequestParts | None = None
+    checked: bool = False
 
 
 class AuditSink(Protocol):
@@ -109,6 +100,10 @@ class AuditSink(Protocol):
     def submit(self, table: str, row: dict[str, Any]) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+def _request_id_text(request_id: Any) -> str | None:
+    return truncate(escape_text(str(request_id)), 128) if request_id else None
 
 
 def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -253,7 +248,7 @@ class AuditLogger:
         return {
             "ip_address": self._address(ip),
             "user_agent": truncate(self._clean(ua), 1024) if ua else None,
-            "request_id": truncate(escape_text(str(request_id)), 128) if request_id else None,
+            "request_id": _request_id_text(request_id),
         }
 
     def _principal(self, scope: Scope | None, principal: Any) -> Any:
@@ -344,7 +339,7 @@ class AuditLogger:
         ctx = {
             "ip_address": shape.ip_address,
             "user_agent": shape.user_agent,
-            "request_id": truncate(escape_text(str(request_id)), 128) if request_id else None,
+            "request_id": _request_id_text(request_id),
         }
         values: dict[str, Any] = {
             "method": shape.method,
