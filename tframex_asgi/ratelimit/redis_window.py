@@ -91,10 +91,9 @@ class RedisWindows:
     @classmethod
     def for_storage(cls, storage: Any) -> RedisWindows | None:
         """None unless ``storage`` is ``limits``' Redis storage on the redis-py bridge."""
-        bridge = getattr(storage, "bridge", None)
-        if bridge is None or type(bridge).__name__ != "RedispyBridge" or not hasattr(bridge, "prefixed_key"):
-            return None
-        return cls(storage)
+        from limits.aio.storage.redis.redispy import RedispyBridge
+
+        return cls(storage) if isinstance(getattr(storage, "bridge", None), RedispyBridge) else None
 
     async def hit_window(
         self, strategy: str, item: RateLimitItem, key: tuple[str, ...], cost: int
