@@ -222,19 +222,15 @@ def _full_kwargs(ctx: BenchContext, auth: str, *, services: bool = False, audit:
     }
 
 
+_ALL_OFF: dict[str, Any] = {"enable_security": False, "enable_metrics": False, "enable_persistence": False}
+
+
 async def _disabled(ctx: BenchContext) -> Built:
-    return await _stack(
-        ctx,
-        "none",
-        enable_security=False,
-        enable_metrics=False,
-        enable_persistence=False,
-        server_config={"request_id_header": None},
-    )
+    return await _stack(ctx, "none", **_ALL_OFF, server_config={"request_id_header": None})
 
 
 async def _context(ctx: BenchContext) -> Built:
-    return await _stack(ctx, "none", enable_security=False, enable_metrics=False, enable_persistence=False)
+    return await _stack(ctx, "none", **_ALL_OFF)
 
 
 def _full(auth: str, services: bool = False, audit: str = "full") -> Callable[[BenchContext], Awaitable[Built]]:
