@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from tframex_asgi.types import Scope
 
 __all__ = [
+    "API_KEY_PREFIX",
     "SEED_PERMISSIONS",
     "AuthProvider",
     "CredentialError",
     "Credentials",
     "IdPUnavailableError",
     "PermissionResolver",
+    "bearer_api_key",
+    "bearer_token",
 ]
 
 logger = logging.getLogger("tframex_asgi.auth")
@@ -72,6 +75,24 @@ class Credentials(NamedTuple):
     authorization: str | None = None
     api_key: str | None = None
     ambiguous: str | None = None
+
+
+# Our API keys start with this (``tfx_<12 hex>_<secret>``): no JWT (``eyJ...``) and no opaque IdP
+# token we know of does, so a Bearer value with it is an API key and never reaches JWT/OIDC.
+API_KEY_PREFIX = "tfx_"
+
+
+def bearer_token(creds: Credentials) -> str | None:
+    auth = creds.authorization
+    if auth is not None and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return None
+
+
+def bearer_api_key(creds: Credentials) -> str | None:
+    """``Authorization: Bearer tfx_...``: how OpenAI clients send our API keys."""
+    token = bearer_token(creds)
+    return token if token is not None and token.startswith(API_KEY_PREFIX) else None
 
 
 class AuthProvider(Protocol):
