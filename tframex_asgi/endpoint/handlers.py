@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from tframex_asgi.auth.principal import stored_user_id, subject_of
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import openai_compat
 from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
@@ -37,12 +38,7 @@ def principal_ids(request: Request) -> tuple[str | None, str | None]:
     namespaced by auth method, so ``jwt:<uuid>`` can never pass for the stored user ``<uuid>``.
     """
     user = request.scope.get("user")
-    if not getattr(user, "is_authenticated", False):
-        return None, None
-    uid = getattr(user, "id", None)
-    if getattr(user, "external", False):
-        return None, f"{getattr(user, 'auth_method', 'external')}:{uid}"
-    return uid, uid
+    return stored_user_id(user), subject_of(user)
 
 
 def user_id(request: Request) -> str | None:
