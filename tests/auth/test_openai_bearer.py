@@ -55,9 +55,7 @@ def test_wrong_bearer_keys_are_counted_and_audited(server) -> None:
         assert {r["resource_id"] for r in rows} >= {"/v1/chat/completions", "/agents"}, rows
         assert wrong not in str(rows)
         # The default brute-force budget is 10 failures a minute per address: the 11th is blocked.
-        statuses = [
-            c.get("/agents", headers={"Authorization": f"Bearer {wrong}"}).status_code for _ in range(12)
-        ]
+        statuses = [c.get("/agents", headers={"Authorization": f"Bearer {wrong}"}).status_code for _ in range(12)]
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
     with pytest.raises(openai.RateLimitError):
         openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0).chat.completions.create(

@@ -2,8 +2,9 @@
 
 Roles, permissions and grants live in the seed's tables (``roles``, ``permissions``,
 ``role_permissions``, ``user_roles``). The role table is small and read on every request, so it
-is held in memory and reloaded when its TTL runs out (changes made by another process show up
-within ``rbac.cache_ttl``) or at once after a change made through this engine. Inheritance
+is held in memory and reloaded when its TTL runs out, at once after a change made through this
+engine, and within a second after a change made by another process (the change signal of
+:mod:`tframex_asgi.auth.changes`). Inheritance
 edges are stored as ``role_permissions`` rows pointing at a pseudo-permission
 ``@role:<parent>`` so the seed schema needs no extra column.
 """
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tframex_asgi.auth.changes import publish_change, watch_changes
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.security import RBACConfig
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
@@ -225,6 +227,8 @@ class RBACEngine:
         assigned_by = assigner if _is_uuid(assigner) and not getattr(by, "external", False) else None
         created = await store.link_user(self.storage, user_id, str(target.id), assigned_by)
         self.invalidate(user_id)
+        if created:
+            await publish_change(self.storage, self.clock, "role.grant", "user_role", user_id)
         return created
 
     async def revoke(self, user_id: str, role: str, *, by: Any = None) -> bool:
@@ -238,6 +242,8 @@ class RBACEngine:
                 raise ConflictError("refusing to revoke admin from the last admin")
         removed = await store.unlink_user(self.storage, user_id, str(target.id))
         self.invalidate(user_id)
+        if removed:
+            await publish_change(self.storage, self.clock, "role.revoke", "user_role", user_id)
         return removed
 
     async def create_role(
@@ -268,6 +274,7 @@ class RBACEngine:
         role = Role(name, perms, parents, description)
         await store.write_role(self.storage, role)
         self.invalidate()
+        await publish_change(self.storage, self.clock, "role.create", "role", name)
         await self._fresh()
         return self._role(name)
 
@@ -283,6 +290,7 @@ class RBACEngine:
         check_can_assign(by, self.permissions_for_roles([name]), what=f"deleting role {name!r}")
         await store.delete_role(self.storage, role.id)
         self.invalidate()
+        await publish_change(self.storage, self.clock, "role.delete", "role", name)
         return True
 
 
@@ -311,4 +319,5 @@ def get_rbac(services: Services) -> RBACEngine:
         engine = RBACEngine(storage, services.clock, services.config.security.rbac)
         services.extras["rbac"] = engine
         services.on_startup(engine.start)
+        watch_changes(services)
     return engine  # type: ignore[no-any-return]
