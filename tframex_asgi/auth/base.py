@@ -128,8 +128,9 @@ class PermissionResolver:
 
             rbac = get_rbac(services)
         self.rbac = rbac
-        custom = services.config.security.rbac.roles
-        self._declared = SEED_PERMISSIONS | {p for role in custom.values() for p in role.permissions}
+        rbac_config = services.config.security.rbac
+        custom = {p for role in rbac_config.roles.values() for p in role.permissions}
+        self._declared = SEED_PERMISSIONS | custom | rbac_config.resources.permissions
 
     @property
     def known(self) -> frozenset[str]:

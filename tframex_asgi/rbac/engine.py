@@ -62,11 +62,14 @@ def _declared_roles(config: RBACConfig) -> dict[str, Role]:
     return roles
 
 
-def _declared_permissions(roles: Iterable[Role]) -> dict[str, str]:
+def _declared_permissions(roles: Iterable[Role], config: RBACConfig) -> dict[str, str]:
     perms = dict(PERMISSIONS)
     for role in roles:
         for p in role.permissions:
             perms.setdefault(p, "")
+    # Permissions only resource rules name exist too: admin holds them, keys may be scoped to them.
+    for p in sorted(config.resources.permissions):
+        perms.setdefault(p, "")
     return perms
 
 
@@ -97,7 +100,7 @@ class RBACEngine:
         self.ttl = self.config.cache_ttl
         declared = _declared_roles(self.config)
         # Usable before start(): the declared roles resolve without storage.
-        self._snap = _Snapshot(dict(declared), {}, frozenset(_declared_permissions(declared.values())))
+        self._snap = _Snapshot(dict(declared), {}, frozenset(_declared_permissions(declared.values(), self.config)))
         self._loaded_at = float("-inf")
         self._users: dict[str, tuple[float, frozenset[str]]] = {}
         self._memo: dict[frozenset[str], frozenset[str]] = {}
@@ -109,7 +112,7 @@ class RBACEngine:
     async def start(self) -> None:
         """Seed permissions and declared roles (idempotent, safe with several processes), load."""
         declared = _declared_roles(self.config)
-        await store.seed(self.storage, _declared_permissions(declared.values()), declared)
+        await store.seed(self.storage, _declared_permissions(declared.values(), self.config), declared)
         await self.reload()
         self.started = True
 
