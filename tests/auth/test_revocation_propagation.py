@@ -130,3 +130,42 @@ def test_cli_changes_reach_every_server_on_postgresql(tmp_path: Path, pg_schema_
         "    audit: security\n"
     )
     scenario(tmp_path, config)
+
+
+async def test_role_deleted_elsewhere_reaches_cached_token_principals(tmp_path: Path) -> None:
+    """Two stacks on one SQLite file stand for two processes: a JWT principal cached in one
+    (permissions from a custom role) loses them within 1 s of the role's deletion in the other."""
+    import asyncio
+
+    from joserfc import jwt
+    from joserfc.jwk import OctKey
+
+    from tframex_asgi import build_stack
+    from tframex_asgi.demo import build_demo_app
+    from tframex_asgi.endpoint import TFrameXEndpoint
+
+    secret = "a-shared-secret-of-at-least-32-bytes!!"
+    settings = {
+        "enable_persistence": True,
+        "persistence_config": {"connection_string": f"sqlite:///{tmp_path}/shared.db"},
+        "enable_security": True,
+        "security_config": {
+            "auth_providers": {"jwt": {"enabled": True, "algorithms": ["HS256"], "secret": secret}},
+            "audit": "off",
+        },
+    }
+    serving = build_stack(TFrameXEndpoint(build_demo_app()), **settings)
+    other = build_stack(TFrameXEndpoint(build_demo_app()), **settings)
+    now = int(time.time())
+    token = jwt.encode(
+        {"alg": "HS256"}, {"sub": "ext-1", "exp": now + 300, "roles": ["reporter"]}, OctKey.import_key(secret)
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    async with serving, other:
+        await other.services.extras["rbac"].create_role("reporter", ["agent.view"])
+        await asyncio.sleep(BOUND)  # the new role reaches the serving process too
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(serving), base_url="http://t") as client:
+            assert (await client.get("/agents", headers=headers)).status_code == 200  # now cached
+            assert await other.services.extras["rbac"].delete_role("reporter")
+            await asyncio.sleep(BOUND)
+            assert (await client.get("/agents", headers=headers)).status_code == 403

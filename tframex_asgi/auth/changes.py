@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tframex_asgi.services import Services
     from tframex_asgi.storage.base import BaseStorage
 
-__all__ = ["CHANGE_EVENT", "POLL_INTERVAL", "ChangeWatcher", "publish_change", "watch_changes"]
+__all__ = ["CHANGE_EVENT", "POLL_INTERVAL", "ChangeWatcher", "on_change", "publish_change", "watch_changes"]
 
 logger = logging.getLogger("tframex_asgi.auth")
 
@@ -76,7 +76,9 @@ async def publish_change(
 class ChangeWatcher:
     """Polls the change signal and calls ``on_change`` when it moved (see the module docstring)."""
 
-    def __init__(self, storage: BaseStorage, on_change: Callable[[], None], *, interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, storage: BaseStorage, on_change: Callable[[], Awaitable[None]], *, interval: float = POLL_INTERVAL
+    ) -> None:
         self.storage = storage
         self.on_change = on_change
         self.interval = interval
@@ -96,7 +98,7 @@ class ChangeWatcher:
         changed = self._seen is not None and signal != self._seen
         self._seen = signal
         if changed:
-            self.on_change()
+            await self.on_change()
         return changed
 
     async def _run(self) -> None:
@@ -135,16 +137,28 @@ def watch_changes(services: Services) -> ChangeWatcher | None:
         services.extras["changes"] = None
         return None
 
-    def forget() -> None:
+    async def forget() -> None:
         identity = services.extras.get("identity")
         if identity is not None:
             identity.invalidate()
         rbac = services.extras.get("rbac")
         if rbac is not None:
             rbac.invalidate()
+        for listener in services.extras.get("change_listeners", ()):
+            listener()
+        if rbac is not None:
+            # Reloaded now, not on the next async lookup: token principals resolve their roles'
+            # permissions synchronously from the loaded role table.
+            await rbac.reload()
 
     watcher = ChangeWatcher(storage, forget)
     services.extras["changes"] = watcher
     services.on_startup(watcher.start)
     services.on_shutdown(watcher.stop)
     return watcher
+
+
+def on_change(services: Services, listener: Callable[[], None]) -> None:
+    """Also call ``listener`` when a change is seen (token providers drop their cached
+    principals: their permissions come from role definitions that may have changed)."""
+    services.extras.setdefault("change_listeners", []).append(listener)

@@ -229,6 +229,7 @@ class AuthenticationMiddleware:
 
 def build_providers(services: Services) -> list[AuthProvider]:
     """The enabled providers in trial order (API keys alone when none is enabled)."""
+    from tframex_asgi.auth.changes import on_change, watch_changes
     from tframex_asgi.auth.store import get_identity_store
 
     cfg = services.config.security.auth_providers
@@ -248,11 +249,17 @@ def build_providers(services: Services) -> list[AuthProvider]:
         elif name == "jwt":
             from tframex_asgi.auth.jwt import JWTProvider
 
-            providers.append(JWTProvider.from_config(cfg.jwt, services, resolver))
+            jwt_provider = JWTProvider.from_config(cfg.jwt, services, resolver)
+            on_change(services, jwt_provider.cache.clear)
+            providers.append(jwt_provider)
         elif name == "oauth2":
             from tframex_asgi.auth.oauth2 import OAuth2Provider
 
-            providers.append(OAuth2Provider.from_config(cfg.oauth2, services, resolver))
+            oauth2_provider = OAuth2Provider.from_config(cfg.oauth2, services, resolver)
+            on_change(services, oauth2_provider.cache.clear)
+            providers.append(oauth2_provider)
+    if any(p.name in ("jwt", "oauth2") for p in providers):
+        watch_changes(services)  # role definitions changed elsewhere reach token principals too
     return providers
 
 
