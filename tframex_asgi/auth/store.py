@@ -242,11 +242,12 @@ class IdentityStore:
         rows = await self.storage.read("api_keys", {"id": key_id}, limit=1)
         if not rows:
             return False
-        if rows[0].get("revoked_at") is None:
+        fresh = rows[0].get("revoked_at") is None
+        if fresh:
             await self.storage.update("api_keys", key_id, {"revoked_at": self._now()})
-            self.invalidate()
-            await publish_change(self.storage, self.clock, "api_key.revoke", "api_key", key_id)
         self.invalidate()
+        if fresh:  # other processes drop their caches within a second
+            await publish_change(self.storage, self.clock, "api_key.revoke", "api_key", key_id)
         return True
 
     async def check_api_key(self, key: str) -> tuple[Row, Row]:
