@@ -83,6 +83,8 @@ class ChangeWatcher:
         self.on_change = on_change
         self.interval = interval
         self._seen: tuple[int, Any] | None = None
+        # A poll failed: changes may have been missed, so the next good poll counts as one.
+        self._lost = False
         self._task: asyncio.Task[None] | None = None
 
     async def _signal(self) -> tuple[int, Any]:
@@ -94,9 +96,13 @@ class ChangeWatcher:
 
     async def poll(self) -> bool:
         """One poll; True when a change was seen (and ``on_change`` called)."""
-        signal = await self._signal()
-        changed = self._seen is not None and signal != self._seen
-        self._seen = signal
+        try:
+            signal = await self._signal()
+        except Exception:
+            self._lost = self._seen is not None
+            raise
+        changed = self._lost or (self._seen is not None and signal != self._seen)
+        self._seen, self._lost = signal, False
         if changed:
             await self.on_change()
         return changed
@@ -108,7 +114,7 @@ class ChangeWatcher:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # storage outage: keep polling, caches still expire by TTL
+            except Exception as exc:  # storage outage: keep polling (caches still expire by TTL)
                 logger.debug("change poll failed: %s", type(exc).__name__)
 
     async def start(self) -> None:
