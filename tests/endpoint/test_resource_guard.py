@@ -157,3 +157,34 @@ def test_resource_rules_are_validated() -> None:
     with pytest.raises(ConfigError) as err:
         EnterpriseConfig.from_kwargs(security_config={"rbac": {"resources": {"models": {}}}})
     assert "models" in str(err.value)
+
+
+def test_real_serve_and_openai_sdk_obey_resource_rules(tmp_path) -> None:
+    import openai
+
+    from tests.auth.test_revocation_propagation import KEY, Serve, cli
+
+    config = tmp_path / "tframex.yaml"
+    config.write_text(
+        "enterprise:\n"
+        "  persistence: {enabled: true, connection_string: 'sqlite:///./tframex.db'}\n"
+        "  security:\n"
+        "    auth_providers: [api_key]\n"
+        "    rbac: {resources: {agents: {shouter: shout.use}}}\n"
+    )
+    server = Serve(tmp_path, config)
+    try:
+        (admin_key,) = KEY.findall(server.output())
+        (alice_key,) = KEY.findall(cli(tmp_path, config, "users", "create", "alice", "--api-key"))
+        alice = openai.OpenAI(base_url=server.url + "/v1", api_key=alice_key, max_retries=0)
+        hi = [{"role": "user", "content": "hi"}]
+        assert alice.chat.completions.create(model="assistant", messages=hi).choices[0].message.content == "Echo: hi"
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            alice.chat.completions.create(model="shouter", messages=hi)
+        assert "shout.use" in str(denied.value)
+        with pytest.raises(openai.PermissionDeniedError):
+            alice.chat.completions.create(model="shouter", messages=hi, stream=True)
+        admin = openai.OpenAI(base_url=server.url + "/v1", api_key=admin_key, max_retries=0)
+        assert admin.chat.completions.create(model="shouter", messages=hi).choices[0].message.content == "ECHO: HI"
+    finally:
+        server.stop()
