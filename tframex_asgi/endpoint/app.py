@@ -23,6 +23,7 @@ from tframex_asgi.endpoint import handlers
 from tframex_asgi.endpoint.conversations import ConversationStore
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.rbac.resources import ResourceGuard
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
 
@@ -77,6 +78,7 @@ class TFrameXEndpoint:
                 events=self.services.events,
                 clock=self.services.clock,
                 history_limit=self.services.config.server.history_limit,
+                guard=ResourceGuard.for_config(self.services.config),
             )
             self.services.extras["runner"] = runner
         return runner  # type: ignore[no-any-return]
