@@ -44,11 +44,13 @@ _SECRET_VALUE = re.compile(
 #   auth  - "Bearer <token>" / "Basic <base64>" (the scheme is kept, the credential goes);
 #   jwt   - compact JWS (3 parts) and JWE (5 parts): base64url JSON headers start with "eyJ";
 #   key   - our API keys, tfx_<12 hex id>_<43 chars secret>: the public id is kept as evidence;
+#   url   - the password of a URL's userinfo (redis://:pw@host, postgresql://u:pw@host);
 #   blob  - a long base64/base64url/hex run, judged by _is_blob (entropy-like, not a path).
 _SHAPES = re.compile(
     r"(?P<auth>(?<![A-Za-z0-9])(?:bearer|basic)\s+)(?P<cred>[A-Za-z0-9._~+/-]{6,}=*)"
     r"|(?P<jwt>eyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){2,4})"
     r"|(?P<key>tfx_(?P<kid>[0-9a-f]{12}_)?[A-Za-z0-9_-]{16,})"
+    r"|(?P<url>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+(?=@)"
     r"|(?P<blob>(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}=*(?![A-Za-z0-9+/_=-]))",
     re.IGNORECASE,
 )
@@ -102,6 +104,8 @@ def _replace_shape(match: re.Match[str]) -> str:
         return auth + REDACTED
     if match.group("key") is not None:
         return "tfx_" + (match.group("kid") or "") + REDACTED
+    if match.group("url") is not None:
+        return match.group("url") + REDACTED
     if match.group("blob") is not None:
         run = match.group()
         if "/" in run:  # a path: judge each segment (/v1/chat/completions is no secret)
