@@ -36,6 +36,18 @@ class ServerConfig(Section):
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
 
 
+def _clashing_key(config: EnterpriseConfig, path: str, message: str) -> str:
+    """The key of the rule a route-table error names (the message quotes its template)."""
+    security = config.security
+    for rule in security.rbac.routes:
+        if rule.split()[-1] in message:
+            return f"{path}.security.rbac.routes.{rule}"
+    for i, public in enumerate(security.public_paths):
+        if public in message:
+            return f"{path}.security.public_paths[{i}]"
+    return f"{path}.security.rbac.routes"
+
+
 @dataclass(frozen=True)
 class EnterpriseConfig(Section):
     _path: ClassVar[str] = "enterprise"
@@ -56,12 +68,7 @@ class EnterpriseConfig(Section):
         try:
             config_route_table(self)
         except ValueError as exc:
-            where = f"{path}.security.rbac.routes"
-            for rule in security.rbac.routes:
-                if rule in str(exc) or rule.split()[-1] in str(exc):
-                    where = f"{where}.{rule}"
-                    break
-            raise ConfigError(where, str(exc)) from None
+            raise ConfigError(_clashing_key(self, path, str(exc)), str(exc)) from None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:
