@@ -64,12 +64,14 @@ class RedactingFilter(logging.Filter):
 
 def logging_config(level: str) -> dict[str, Any]:
     """uvicorn's logging config with our root handler, the filter on every handler and
-    ``level`` on every handler (so no logger, whatever its own level, writes below it)."""
+    ``level`` on every handler (so no logger, whatever its own level, writes below it).
+    Plain JSON data: ``uvicorn --log-config`` takes it saved as a ``.json`` file."""
     from uvicorn.config import LOGGING_CONFIG
 
     name = level.upper()
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": RedactingFilter}}
+    # By name, so the config can be saved as JSON for ``uvicorn --log-config`` (docs/deployment.md).
+    config["filters"] = {"redact": {"()": f"{__name__}.RedactingFilter"}}
     config["formatters"]["plain"] = {"format": "%(levelname)s %(name)s: %(message)s"}
     config["handlers"]["plain"] = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}
     for handler in config["handlers"].values():
