@@ -142,3 +142,22 @@ async def test_redaction_by_shape_runs_once_per_request_shape(tmp_path: Path, mo
             await stack.services.extras["audit"].flush()
     # Thirty more rows of the same shape cost no further scan (the row itself is still written).
     assert len(calls) == first
+
+
+async def test_a_credential_sent_as_request_id_is_replaced_not_stored(tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    stack = _stack(db)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"  # a W3C trace id: kept, it is an id
+    async with stack:
+        transport = httpx.ASGITransport(app=stack)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            forged = await c.get("/hello/x", headers={"x-request-id": JWT})
+            kept = await c.get("/hello/x", headers={"x-request-id": trace_id})
+            keyed = await c.get("/hello/x", headers={"x-request-id": f"tfx_0123456789ab_{B64}"})
+    assert forged.status_code == kept.status_code == keyed.status_code == 401
+    assert forged.headers["x-request-id"] != JWT and len(forged.headers["x-request-id"]) == 32
+    assert keyed.headers["x-request-id"].startswith("tfx_") is False
+    assert kept.headers["x-request-id"] == trace_id
+    with sqlite3.connect(db) as conn:
+        ids = {row[0] for row in conn.execute("SELECT request_id FROM audit_logs")}
+    assert trace_id in ids and not any(JWT in (i or "") or B64 in (i or "") for i in ids)
