@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -161,3 +163,23 @@ async def test_a_credential_sent_as_request_id_is_replaced_not_stored(tmp_path: 
     with sqlite3.connect(db) as conn:
         ids = {row[0] for row in conn.execute("SELECT request_id FROM audit_logs")}
     assert trace_id in ids and not any(JWT in (i or "") or B64 in (i or "") for i in ids)
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.text(st.characters(codec="ascii", exclude_categories=("Cc",)), max_size=40),
+    after=st.text(st.characters(codec="ascii", exclude_categories=("Cc",)), max_size=40),
+    secret=st.text(st.sampled_from(_B64URL), min_size=43, max_size=43),
+    kind=st.sampled_from(["jwt", "key", "bearer"]),
+)
+def test_an_embedded_credential_never_survives(before: str, after: str, secret: str, kind: str) -> None:
+    token = {
+        "jwt": f"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.{secret}",
+        "key": f"tfx_0123456789ab_{secret}",
+        "bearer": f"Bearer {secret}",
+    }[kind]
+    out = Redactor().text(f"{before} {token} {after}")
+    assert secret not in out
