@@ -20,6 +20,9 @@ __all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state",
 
 logger = logging.getLogger("tframex_asgi.context")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+# A JWT or an API key fits _SAFE_ID: such an "id" is replaced, so it never reaches an audit row,
+# a log line or the echoed header. (Long hex ids stay: they are trace ids, like ours.)
+_CREDENTIAL_ID = re.compile(rb"eyJ[A-Za-z0-9_-]*\.|tfx_")
 
 # Request ids: 128 random bits as 32 hex digits, like ``uuid4().hex``, from the same source
 # (os.urandom), but drawn 64 at a time: ``uuid.uuid4()`` costs ~5 µs a request, a pop ~50 ns.
@@ -129,7 +132,7 @@ class RequestContextMiddleware:
         if self.trust_request_id:
             wanted = self.header
             for name, value in scope.get("headers", ()):
-                if name == wanted and _SAFE_ID.match(value):
+                if name == wanted and _SAFE_ID.match(value) and not _CREDENTIAL_ID.search(value):
                     return str(value.decode("ascii"))
         return new_request_id()
 

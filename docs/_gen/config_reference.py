@@ -41,8 +41,14 @@ One frozen config object, `tframex_asgi.EnterpriseConfig`, built in any of three
 - a mapping with the contents of the `enterprise:` block, or an `EnterpriseConfig` built in code.
 
 Unknown keys and bad values are errors naming the dotted path of the key
-(`enterprise.metrics.backends.statsd.port: expected an integer, got 'x'`); check a file with
-`tframex-asgi config check FILE`. Security is **on** unless disabled explicitly.
+(`enterprise.metrics.backends.statsd.port: expected an integer, got 'x'`). Every section checks
+itself when it is constructed, however it is built: `JWTConfig(enabled=True, algorithms=("HS256",),
+secret="short")` in Python is refused exactly like the same YAML
+(`enterprise.security.auth_providers.jwt.secret: must be at least 32 bytes`), and a section built in
+code names its canonical path. Check a file with `tframex-asgi config check FILE`: it validates
+everything `serve` validates at start (route templates and clashes in `rbac.routes`, keys, custom
+backends: it builds the layers without starting or connecting anything) and names the key.
+Security is **on** unless disabled explicitly.
 
 Every key with its default, as YAML (this block is loaded by the docs tests and must equal the
 defaults):

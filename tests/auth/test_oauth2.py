@@ -108,7 +108,9 @@ async def test_inactive_token_refused_and_remembered(oenv, httpx_mock) -> None:
         active(exp=NOW - 60),
         active(iss="https://evil.example.com"),
         active(aud="someone-else"),
-        active(sub=None),
+        active(sub=None, client_id=None),
+        active(sub=""),
+        active(sub=7),
         active(nbf=NOW + 600),
         active(exp="soon"),
         active(token_type="refresh_token"),
@@ -185,3 +187,36 @@ async def test_without_client_secret_opaque_tokens_are_refused(env_factory, http
     env = await env_factory(public_client)
     assert (await bearer(env, "opaque")).status_code == 401
     assert calls(httpx_mock, INTROSPECT) == 0
+
+
+DEFAULT_AUDIENCE = {"oauth2": {k: v for k, v in OAUTH["oauth2"].items() if k != "audience"}}
+
+
+@pytest.mark.parametrize(
+    ("aud", "status"),
+    [
+        ("some-other-api", 401),
+        (["some-other-api", "another"], 401),
+        ([], 401),
+        ("tframex", 200),
+        (["some-other-api", "tframex"], 200),
+        (None, 200),  # no aud in the answer: nothing to check
+    ],
+)
+async def test_introspection_checks_aud_at_the_default_audience(env_factory, httpx_mock, aud, status) -> None:
+    """``audience`` left at its default (the client id): an answer naming other audiences is 401."""
+    httpx_mock.add_response(url=DISCOVERY, json=DOC)
+    httpx_mock.add_response(url=INTROSPECT, method="POST", json=active(**({} if aud is None else {"aud": aud})))
+    env = await env_factory(DEFAULT_AUDIENCE)
+    assert (await bearer(env, "opaque-aud")).status_code == status
+
+
+async def test_client_credentials_answer_without_sub_uses_the_namespaced_client_id(oenv, httpx_mock) -> None:
+    """RFC 7662 ``sub`` is optional (oidc-provider omits it for client-credentials tokens)."""
+    answer = {k: v for k, v in active(client_id="reporting-service").items() if k not in ("sub", "username")}
+    httpx_mock.add_response(url=INTROSPECT, method="POST", json=answer)
+    resp = await bearer(oenv, "opaque-cc-token")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["id"] == "client:reporting-service" and body["username"] == "reporting-service"
+    assert body["method"] == "oauth2" and body["scopes"] == ["agent.view", "flow.view"]

@@ -48,6 +48,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _only(body: dict[str, Any], *known: str) -> dict[str, Any]:
+    """``body`` when it has no field but ``known``: a misspelt or unsupported field (say
+    ``is_superuser``) is a 400 naming it, never silently ignored."""
+    for key in body:
+        if key not in known:
+            raise ValidationError(f"unknown field {key!r} (known fields: {', '.join(sorted(known))})")
+    return body
+
+
 def _str(body: dict[str, Any], key: str, *, required: bool = False) -> str | None:
     value = body.get(key)
     if value is None and not required:
@@ -77,13 +86,17 @@ def _int(request: Request, name: str, default: int, high: int) -> int:
 
 def _expiry(body: dict[str, Any]) -> datetime | None:
     days, at = body.get("expires_in_days"), body.get("expires_at")
+    if days is not None and at is not None:
+        raise ValidationError("send 'expires_in_days' or 'expires_at', not both")
     if days is not None:
         if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 3650:
             raise ValidationError("'expires_in_days' must be a number of days between 0 and 3650")
         return datetime.now(UTC) + timedelta(days=days)
     if at is not None:
+        if not isinstance(at, str):
+            raise ValidationError("'expires_at' must be an ISO 8601 timestamp string")
         try:
-            parsed = datetime.fromisoformat(str(at))
+            parsed = datetime.fromisoformat(at)
         except ValueError:
             raise ValidationError("'expires_at' must be an ISO 8601 timestamp") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -99,7 +112,7 @@ async def list_users(request: Request, admin: AdminService) -> Response:
 
 
 async def create_user(request: Request, admin: AdminService) -> Response:
-    body = await _body(request)
+    body = _only(await _body(request), "username", "email", "password", "roles")
     user = await admin.create_user(
         str(_str(body, "username", required=True)), email=_str(body, "email"), password=_str(body, "password"),
         roles=_strings(body, "roles"), by=request.scope.get("user"), scope=request.scope,
@@ -112,9 +125,9 @@ async def get_user(request: Request, admin: AdminService) -> Response:
 
 
 async def patch_user(request: Request, admin: AdminService) -> Response:
-    body = await _body(request)
-    if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
-        raise ValidationError('send {"is_active": true|false}')
+    body = _only(await _body(request), "is_active")
+    if not isinstance(body.get("is_active"), bool):
+        raise ValidationError("'is_active' must be true or false")
     user = await admin.set_active(request.path_params["id"], body["is_active"], by=request.scope.get("user"),
                                   scope=request.scope)  # fmt: skip
     return _json({"user": user})
@@ -126,7 +139,7 @@ async def user_roles(request: Request, admin: AdminService) -> Response:
 
 
 async def grant_role(request: Request, admin: AdminService) -> Response:
-    role = str(_str(await _body(request), "role", required=True))
+    role = str(_str(_only(await _body(request), "role"), "role", required=True))
     created = await admin.grant(request.path_params["id"], role, by=request.scope.get("user"), scope=request.scope)
     return _json({"user_id": request.path_params["id"], "role": role, "granted": created}, 201 if created else 200)
 
@@ -146,7 +159,7 @@ async def list_roles(request: Request, admin: AdminService) -> Response:
 
 
 async def create_role(request: Request, admin: AdminService) -> Response:
-    body = await _body(request)
+    body = _only(await _body(request), "name", "permissions", "inherits", "description")
     role = await admin.create_role(
         str(_str(body, "name", required=True)), _strings(body, "permissions"), _strings(body, "inherits"),
         _str(body, "description"), by=request.scope.get("user"), scope=request.scope,
@@ -168,7 +181,7 @@ async def list_keys(request: Request, admin: AdminService) -> Response:
 
 
 async def create_key(request: Request, admin: AdminService) -> Response:
-    body = await _body(request)
+    body = _only(await _body(request), "user_id", "name", "scopes", "expires_in_days", "expires_at")
     row, key = await admin.create_key(
         _str(body, "user_id"), name=_str(body, "name"), scopes=_strings(body, "scopes"), expires_at=_expiry(body),
         by=request.scope.get("user"), scope=request.scope,

@@ -170,11 +170,14 @@ class AuditLogger:
         return ids.pop()
 
     def _clean(self, value: str) -> str:
-        """``redactor.text(value)``, memoised (a redacted value is never kept)."""
+        """``redactor.text(value)``, memoised (a value holding a secret is never kept as a key).
+
+        Redaction by shape scans the whole text, so it is paid once per distinct value, and a
+        request row's texts once per request shape (see :meth:`_shape_of`)."""
         cached = self._texts.get(value)
         if cached is None:
             cached = self.redactor.text(value)
-            if len(value) <= _MEMO_MAX_CHARS and cached != REDACTED:
+            if len(value) <= _MEMO_MAX_CHARS and REDACTED not in cached:
                 _memo_put(self._texts, value, cached)
         return cached
 

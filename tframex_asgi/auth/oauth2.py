@@ -179,9 +179,11 @@ class OAuth2Provider:
             raise CredentialError("invalid_token")  # a refresh token is not an access token
         if "iss" in answer and answer["iss"] != self.issuer:
             raise CredentialError("invalid_token")
-        if self.cfg.audience and "aud" in answer and self.cfg.audience not in claim_strings(answer["aud"]):
+        # Whenever the answer names an audience it must include ours, also at the default
+        # audience (the client id): a token minted for another API is not a token for us.
+        if "aud" in answer and (self.audience is None or self.audience not in claim_strings(answer["aud"])):
             raise CredentialError("invalid_token")
-        return answer
+        return _with_subject(answer)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         return external_principal(
@@ -192,3 +194,23 @@ class OAuth2Provider:
             username_claim=self.cfg.username_claim,
             method="oauth2",
         )
+
+
+def _with_subject(answer: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7662 makes ``sub`` optional and IdPs omit it for client-credentials tokens: the
+    client is then the subject, namespaced (``client:<client_id>``) so that a client id can
+    never pass for a user's ``sub``."""
+    subject = answer.get("sub")
+    if isinstance(subject, str) and subject:
+        return answer
+    if "sub" in answer:
+        raise CredentialError("invalid_token")  # present but not a usable string: malformed
+    client = answer.get("client_id")
+    if not isinstance(client, str) or not client:
+        raise CredentialError("invalid_token")
+    username = answer.get("username")
+    return {
+        **answer,
+        "sub": f"client:{client}",
+        "username": username if isinstance(username, str) and username else client,
+    }

@@ -14,14 +14,23 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("config", help="check a configuration file")
     cmds = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = cmds.add_parser("check", help="validate FILE and print the effective configuration")
+    check = cmds.add_parser("check", help="validate FILE as serve would and print the effective configuration")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--quiet", "-q", action="store_true", help="print nothing when the file is valid")
     check.set_defaults(func=_check)
 
 
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    """The app the check builds the stack around (never called: nothing is started)."""
+
+
 def _check(args: argparse.Namespace) -> int:
+    from tframex_asgi.stack import build_stack
+
     config = load_config(args.file)  # ConfigError names the bad key; main() prints it
+    # What serve validates beyond the config itself (providers, keys, backends, route table)
+    # is validated when the layers are built: build them, start nothing, connect to nothing.
+    build_stack(_no_app, config)
     if not args.quiet:
         print(f"{args.file}: OK")
         print(json.dumps({"enterprise": _redact(config.to_dict())}, indent=2, default=str))

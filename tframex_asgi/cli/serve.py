@@ -91,12 +91,22 @@ def _bootstrap_admin(stack: Any, announce: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("tframex", "tframex.agents", "tframex.engine", "tframex.app"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from tframex_asgi.cli.logs import apply_levels, configure
+
+    # Every handler filters credentials out and drops records below --log-level, whichever
+    # logger wrote them; apply_levels after the app is imported (its modules set levels).
+    log_config = configure(args.log_level)
     app = build_server_app(args)
+    apply_levels(args.log_level)
     print(f"tframex-asgi: serving on http://{args.host}:{args.port} (layers: {', '.join(app.layers)})", flush=True)
     # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1; our own trusted-proxy list decides.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
-                proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        proxy_headers=False,
+        log_config=log_config,
+    )
     return 0

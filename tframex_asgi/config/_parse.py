@@ -1,8 +1,12 @@
 """Build frozen config dataclasses from plain mappings, naming the dotted path of any bad key.
 
-A section is a frozen dataclass with type hints. Supported field types: ``bool``, ``int``,
-``float``, ``str``, ``X | None``, ``Literal[...]``, ``tuple[X, ...]``, ``dict[str, X]``,
-nested sections and ``Any``. A section may define:
+A section is a frozen dataclass with type hints deriving from :class:`Section`, so it validates
+itself on construction: built from YAML, from the seed's keyword names or directly in Python
+(``JWTConfig(enabled=True, secret="short")``), the same checks run, in ``__post_init__``; there is
+no way around them. Supported field types: ``bool``, ``int``, ``float``, ``str``, ``X | None``,
+``Literal[...]``, ``tuple[X, ...]``, ``dict[str, X]``, nested sections and ``Any``. A section
+defines ``_path: ClassVar[str]``, the dotted path its errors name when it is built directly
+(``enterprise.security.auth_providers.jwt``), and may define:
 
 * ``_aliases: ClassVar[dict[str, str]]``: other accepted key names (e.g. the seed's spellings);
 * ``_shorthand(cls, value, path) -> Mapping``: turn a non-mapping value (``True``, a list of
@@ -16,15 +20,47 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from contextvars import ContextVar
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["coerce", "join", "parse_section", "to_plain"]
+__all__ = ["Section", "coerce", "join", "parse_section", "to_plain"]
 
 T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+# (class, dotted path) of the section parse_section is constructing: its __post_init__ names
+# that path in errors (sections built by default factories meanwhile use their own _path).
+_BUILDING: ContextVar[tuple[type, str] | None] = ContextVar("tframex_config_building", default=None)
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        every = get_type_hints(cls)
+        hints = _HINTS[cls] = {f.name: every[f.name] for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    return hints
+
+
+class Section:
+    """Base of every config section: type checks, normalisation (lists to tuples, mappings to
+    read-only mappings) and ``_check`` run on construction, whoever constructs it."""
+
+    _path: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        building = _BUILDING.get()
+        path = building[1] if building is not None and building[0] is type(self) else self._path
+        for name, tp in _field_hints(type(self)).items():
+            value = getattr(self, name)
+            coerced = coerce(tp, value, join(path, name))
+            if coerced is not value:
+                object.__setattr__(self, name, coerced)  # frozen: normalised once, here
+        check = getattr(self, "_check", None)
+        if check is not None:
+            check(path)
 
 
 def join(path: str, key: str | int) -> str:
@@ -51,8 +87,8 @@ def parse_section(cls: type[T], value: Any, path: str) -> T:
     if prepare is not None:
         value = prepare(value, path)
     aliases: dict[str, str] = getattr(cls, "_aliases", {})
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    hints = _field_hints(cls)
+    fields = hints
     kwargs: dict[str, Any] = {}
     for raw_key, raw in value.items():
         if not isinstance(raw_key, str):
@@ -65,11 +101,11 @@ def parse_section(cls: type[T], value: Any, path: str) -> T:
         if name in kwargs:
             raise ConfigError(key_path, f"given twice (also as {name!r})")
         kwargs[name] = coerce(hints[name], raw, key_path)
-    section = cls(**kwargs)
-    check = getattr(section, "_check", None)
-    if check is not None:
-        check(path)
-    return section
+    token = _BUILDING.set((cls, path))
+    try:
+        return cls(**kwargs)  # Section.__post_init__ validates, naming ``path``
+    finally:
+        _BUILDING.reset(token)
 
 
 def coerce(tp: Any, value: Any, path: str) -> Any:
@@ -96,6 +132,8 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(path, f"must be one of {choices}, got {_describe(value)}")
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value  # a section instance validated itself when it was built
         return parse_section(tp, value, path)
     if origin is tuple:
         item_type = get_args(tp)[0]

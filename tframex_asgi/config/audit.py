@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
 __all__ = ["AuditConfig"]
 
 
 @dataclass(frozen=True)
-class AuditConfig:
+class AuditConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.audit"
+
     # full: every request; security: 401/403/413/429 and admin changes; off: no layer.
     level: Literal["full", "security", "off"] = "security"
     redact_fields: tuple[str, ...] = ()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
 __all__ = [
@@ -25,7 +26,9 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
-class PrometheusConfig:
+class PrometheusConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics.backends.prometheus"
+
     enabled: bool = False
     # None serves GET /metrics inside the app (protected by metrics.view); a port starts a
     # separate exposition server on that port.
@@ -43,7 +46,9 @@ class PrometheusConfig:
 
 
 @dataclass(frozen=True)
-class StatsDConfig:
+class StatsDConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics.backends.statsd"
+
     enabled: bool = False
     host: str = "localhost"
     port: int = 8125
@@ -60,7 +65,9 @@ class StatsDConfig:
 
 
 @dataclass(frozen=True)
-class OpenTelemetryConfig:
+class OpenTelemetryConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics.backends.opentelemetry"
+
     enabled: bool = False
     endpoint: str | None = None
     service_name: str = "tframex-asgi"
@@ -75,7 +82,9 @@ class OpenTelemetryConfig:
 
 
 @dataclass(frozen=True)
-class CustomBackendConfig:
+class CustomBackendConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics.backends.custom[]"
+
     # "package.module:ClassName" or "package.module.ClassName"
     class_path: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +97,9 @@ class CustomBackendConfig:
 
 
 @dataclass(frozen=True)
-class MetricsBackendsConfig:
+class MetricsBackendsConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics.backends"
+
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     statsd: StatsDConfig = field(default_factory=StatsDConfig)
     opentelemetry: OpenTelemetryConfig = field(default_factory=OpenTelemetryConfig)
@@ -117,7 +128,9 @@ class MetricsBackendsConfig:
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
+class MetricsConfig(Section):
+    _path: ClassVar[str] = "enterprise.metrics"
+
     enabled: bool = False
     backends: MetricsBackendsConfig = field(default_factory=MetricsBackendsConfig)
     export_interval: float = 60.0

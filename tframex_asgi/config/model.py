@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from tframex_asgi.config._parse import parse_section, to_plain
+from tframex_asgi.config._parse import Section, parse_section, to_plain
 from tframex_asgi.config.metrics import MetricsConfig
 from tframex_asgi.config.persistence import PersistenceConfig
 from tframex_asgi.config.security import SecurityConfig
@@ -16,7 +16,9 @@ __all__ = ["EnterpriseConfig", "ServerConfig"]
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(Section):
+    _path: ClassVar[str] = "enterprise.server"
+
     # None: no request id header (nothing read or echoed); with every feature off, no layer at all.
     request_id_header: str | None = "X-Request-ID"
     # Accept a client's request id when it is a short token of safe characters.
@@ -34,12 +36,39 @@ class ServerConfig:
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
 
 
+def _clashing_key(config: EnterpriseConfig, path: str, message: str) -> str:
+    """The key of the rule a route-table error names (the message quotes its template)."""
+    security = config.security
+    for rule in security.rbac.routes:
+        if rule.split()[-1] in message:
+            return f"{path}.security.rbac.routes.{rule}"
+    for i, public in enumerate(security.public_paths):
+        if public in message:
+            return f"{path}.security.public_paths[{i}]"
+    return f"{path}.security.rbac.routes"
+
+
 @dataclass(frozen=True)
-class EnterpriseConfig:
+class EnterpriseConfig(Section):
+    _path: ClassVar[str] = "enterprise"
+
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+
+    def _check(self, path: str) -> None:
+        # The authorization route table spans sections (rbac.routes, public_paths, the
+        # Prometheus path): built here as the layer builds it, so a clash is a config error.
+        security = self.security
+        if not (security.enabled and security.rbac.enabled):
+            return
+        from tframex_asgi.rbac.layer import config_route_table
+
+        try:
+            config_route_table(self)
+        except ValueError as exc:
+            raise ConfigError(_clashing_key(self, path, str(exc)), str(exc)) from None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:

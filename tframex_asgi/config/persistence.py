@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
 __all__ = ["PersistenceConfig", "WriteQueueConfig"]
@@ -21,7 +22,9 @@ _DEFAULT_URLS = {"memory": "memory://", "sqlite": "sqlite:///./tframex.db"}
 
 
 @dataclass(frozen=True)
-class WriteQueueConfig:
+class WriteQueueConfig(Section):
+    _path: ClassVar[str] = "enterprise.persistence.queue"
+
     max_size: int = 50_000
     # Up to this many rows per batch (one transaction); 5000 sustains >= 20k rows/s into PostgreSQL.
     batch_size: int = 5000
@@ -37,7 +40,9 @@ class WriteQueueConfig:
 
 
 @dataclass(frozen=True)
-class PersistenceConfig:
+class PersistenceConfig(Section):
+    _path: ClassVar[str] = "enterprise.persistence"
+
     enabled: bool = False
     backend: Literal["memory", "sqlite", "postgresql", "s3"] | None = None
     connection_string: str | None = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
 __all__ = ["RateLimitConfig"]
@@ -38,7 +39,9 @@ def _check_routes(routes: Iterable[str], path: str) -> None:
 
 
 @dataclass(frozen=True)
-class RateLimitConfig:
+class RateLimitConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.rate_limiting"
+
     enabled: bool = False
     # memory:// (one process) or redis://host:port/db, rediss://... (shared by every worker).
     storage: str = "memory://"

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tframex_asgi.config._parse import Section
 from tframex_asgi.config.audit import AuditConfig
-from tframex_asgi.config.ratelimit import RateLimitConfig
+from tframex_asgi.config.ratelimit import RateLimitConfig, _check_routes
 from tframex_asgi.errors import ConfigError
 
 __all__ = [
@@ -33,7 +34,7 @@ _RESERVED_HEADERS = {"authorization", "cookie", "host", "content-type", "content
 JWS_ALGORITHMS = frozenset({
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519",
-})
+})  # fmt: skip
 
 
 def _check_algorithms(algorithms: tuple[str, ...], path: str) -> None:
@@ -53,7 +54,9 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
-class APIKeyConfig:
+class APIKeyConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.auth_providers.api_key"
+
     enabled: bool = False
     header_name: str = "X-API-Key"
     # Seconds a verified key is trusted without a database read; revocation through the admin
@@ -70,7 +73,9 @@ class APIKeyConfig:
 
 
 @dataclass(frozen=True)
-class BasicAuthConfig:
+class BasicAuthConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.auth_providers.basic"
+
     enabled: bool = False
     realm: str = "tframex"
     # Seconds a verified username/password stays cached (keyed by a peppered digest, per process).
@@ -94,7 +99,9 @@ class BasicAuthConfig:
 
 
 @dataclass(frozen=True)
-class JWTConfig:
+class JWTConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.auth_providers.jwt"
+
     enabled: bool = False
     algorithms: tuple[str, ...] = ("RS256",)
     secret: str | None = None
@@ -134,10 +141,19 @@ class JWTConfig:
             raise ConfigError(f"{path}.jwks_url", "must be an http(s) URL")
         if self.max_token_bytes < 256:
             raise ConfigError(f"{path}.max_token_bytes", "must be at least 256")
+        if self.public_key:
+            from tframex_asgi.auth.idp import load_static_key
+
+            try:
+                load_static_key(self.public_key)
+            except Exception:  # joserfc raises several types; the key itself is never echoed
+                raise ConfigError(f"{path}.public_key", "is neither a JWK nor a PEM public key") from None
 
 
 @dataclass(frozen=True)
-class OAuth2Config:
+class OAuth2Config(Section):
+    _path: ClassVar[str] = "enterprise.security.auth_providers.oauth2"
+
     enabled: bool = False
     issuer: str | None = None
     client_id: str | None = None
@@ -170,7 +186,9 @@ class OAuth2Config:
 
 
 @dataclass(frozen=True)
-class AuthProvidersConfig:
+class AuthProvidersConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.auth_providers"
+
     api_key: APIKeyConfig = field(default_factory=APIKeyConfig)
     basic: BasicAuthConfig = field(default_factory=BasicAuthConfig)
     jwt: JWTConfig = field(default_factory=JWTConfig)
@@ -218,14 +236,18 @@ class AuthProvidersConfig:
 
 
 @dataclass(frozen=True)
-class RoleConfig:
+class RoleConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.rbac.roles[]"
+
     permissions: tuple[str, ...] = ()
     inherits: tuple[str, ...] = ()
     description: str = ""
 
 
 @dataclass(frozen=True)
-class ResourcesConfig:
+class ResourcesConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.rbac.resources"
+
     # Agent name -> permission needed to run it wherever it runs: its own route,
     # /v1/chat/completions with model=<agent>, a flow step, a call from another agent.
     # "*" applies to every agent not named. Checked in addition to the route's permission.
@@ -252,7 +274,9 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
-class RBACConfig:
+class RBACConfig(Section):
+    _path: ClassVar[str] = "enterprise.security.rbac"
+
     enabled: bool = True
     # Every stored user holds this role too (None: only what was granted).
     default_role: str | None = "user"
@@ -271,7 +295,6 @@ class RBACConfig:
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
-        from tframex_asgi.paths import parse_rule
         from tframex_asgi.rbac.permissions import DEFAULT_ROLES, PUBLIC, is_permission_name
 
         if self.cache_ttl < 0:
@@ -298,16 +321,15 @@ class RBACConfig:
                     seen.add(parent)
                     todo.extend(self.roles[parent].inherits)
         for rule, perm in self.routes.items():
-            try:
-                parse_rule(rule)
-            except ValueError as exc:
-                raise ConfigError(f"{path}.routes.{rule}", str(exc)) from None
+            _check_routes([rule], f"{path}.routes.{rule}")  # method and template, as the layer reads them
             if perm != PUBLIC and not is_permission_name(perm):
                 raise ConfigError(f"{path}.routes.{rule}", f"expected a permission name or {PUBLIC!r}, got {perm!r}")
 
 
 @dataclass(frozen=True)
-class SecurityConfig:
+class SecurityConfig(Section):
+    _path: ClassVar[str] = "enterprise.security"
+
     enabled: bool = True
     require_auth: bool = True
     public_paths: tuple[str, ...] = ("/healthz", "/readyz")

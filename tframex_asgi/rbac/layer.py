@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
@@ -23,7 +24,10 @@ from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
 from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table"]
+if TYPE_CHECKING:
+    from tframex_asgi.config import EnterpriseConfig
+
+__all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table", "config_route_table"]
 
 logger = logging.getLogger("tframex_asgi.rbac")
 _OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
@@ -49,6 +53,18 @@ def build_route_table(
     for rule, value in (routes or {}).items():
         put(rule, value)
     return RouteTable(merged.values())
+
+
+def config_route_table(config: EnterpriseConfig) -> RouteTable[str]:
+    """The route table the layer serves for ``config``; config construction builds it too, so a
+    bad or clashing rule is refused there (naming the key), never at ``serve`` start."""
+    security = config.security
+    rules: dict[str, str] = {}
+    prometheus = config.metrics.backends.prometheus
+    if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
+        rules[f"GET {prometheus.path}"] = "metrics.view"
+    rules.update(security.rbac.routes)
+    return build_route_table(rules, public_paths=security.public_paths)
 
 
 class AuthorizationMiddleware:
@@ -147,11 +163,6 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         from tframex_asgi.admin.routes import admin_routes
 
         services.extras.setdefault("routes", []).extend(admin_routes(services))
-    rules: dict[str, str] = {}
-    prometheus = services.config.metrics.backends.prometheus
-    if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
-        rules[f"GET {prometheus.path}"] = "metrics.view"
-    rules.update(security.rbac.routes)
-    table = build_route_table(rules, public_paths=security.public_paths)
+    table = config_route_table(services.config)
     logger.debug("authorization: %d route rules", len(table))
     return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))
