@@ -96,7 +96,7 @@ async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> 
             "/v1/chat/completions",
             {"model": "nope", "messages": [{"role": "user", "content": "x"}]},
             404,
-            "not_found",
+            "model_not_found",
         ),
     ],
 )

@@ -1,0 +1,160 @@
+"""``POST /v1/chat/completions``: OpenAI's chat API with ``model`` naming an agent.
+
+Stateless as OpenAI's is: the client sends the whole conversation. Client ``tools`` are offered
+to the agent's LLM and calls to them come back as ``tool_calls`` (see :mod:`.client_tools`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from tframex import Message
+from tframex.models.primitives import ToolCall
+
+from tframex_asgi.endpoint.handlers import failure, json_body, run_info
+from tframex_asgi.endpoint.openai.client_tools import ClientToolRun
+from tframex_asgi.endpoint.openai.errors import ParamError, openai_error
+from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
+from tframex_asgi.endpoint.openai.models import check_model
+from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
+from tframex_asgi.events import RunInfo, Usage
+
+if TYPE_CHECKING:
+    from tframex_asgi.endpoint.app import TFrameXEndpoint
+
+__all__ = ["ChatRequest", "chat_completions", "parse_chat_request"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    input: Message  # the user message or tool result that ends the conversation
+    history: list[Message]
+    stream: bool
+    include_usage: bool
+    tools: ClientToolSpec
+
+
+def flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ParamError(name, f"'{name}' must be true or false")
+    return value
+
+
+def parse_chat_request(body: dict[str, Any], reserved: tuple[str, ...] = ()) -> ChatRequest:
+    """The request, checked; ``reserved`` are the agent's own tool names."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ParamError("model", "'model' (the agent name) is required")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise ParamError("messages", "'messages' must be a non-empty list")
+    params = [f"messages[{i}]" for i in range(len(raw))]
+    last, history = split_turn([parse_message(m, p) for m, p in zip(raw, params, strict=True)], params, "messages")
+    stream = flag(body, "stream", False)
+    options = body.get("stream_options")
+    if options is not None and not stream:
+        raise ParamError("stream_options", "'stream_options' is only allowed with 'stream': true")
+    if options is not None and not isinstance(options, dict):
+        raise ParamError("stream_options", "'stream_options' must be an object")
+    include_usage = flag(options or {}, "include_usage", False)
+    if not flag(body, "parallel_tool_calls", True):
+        raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
+    tools = parse_tools(body.get("tools"), body.get("tool_choice"), reserved)
+    return ChatRequest(model, last, history, stream, include_usage, tools)
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def tool_calls_body(calls: list[ToolCall], indexed: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for i, c in enumerate(calls):
+        item: dict[str, Any] = {
+            "id": c.id,
+            "type": "function",
+            "function": {"name": c.function.name, "arguments": c.function.arguments},
+        }
+        out.append({"index": i, **item} if indexed else item)
+    return out
+
+
+def completion(model: str, content: str | None, calls: list[ToolCall], usage: Usage, created: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = tool_calls_body(calls)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+        "usage": usage_body(usage),
+    }
+
+
+def chunk(
+    cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+
+
+async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
+    body = await json_body(request)
+    reserved = check_model(ep, body.get("model"))
+    req = parse_chat_request(body, reserved)
+    info = run_info(request)
+    tools = ClientToolRun(req.tools) if req.tools.offered else None
+    if req.stream:
+        return StreamingResponse(_stream(ep, req, info, tools), media_type="text/event-stream", headers=SSE_HEADERS)
+    try:
+        result = await ep.runner.run_agent(req.model, req.input, info, req.history, tools)
+    except Exception as exc:
+        raise failure(exc) from exc
+    calls = tools.calls if tools else []
+    return JSONResponse(completion(req.model, result.content, calls, info.usage, int(ep.services.clock.time())))
+
+
+async def _stream(
+    ep: TFrameXEndpoint, req: ChatRequest, info: RunInfo, tools: ClientToolRun | None
+) -> AsyncIterator[bytes]:
+    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(ep.services.clock.time())
+    # With include_usage every chunk carries "usage": null and one last chunk (no choices) the total.
+    extra: dict[str, Any] = {"usage": None} if req.include_usage else {}
+    yield sse(chunk(cid, created, req.model, {"role": "assistant", "content": ""}, **extra))
+    try:
+        async for part in ep.runner.stream_agent(req.model, req.input, info, req.history, tools):
+            if part.content:
+                yield sse(chunk(cid, created, req.model, {"content": part.content}, **extra))
+    except Exception as exc:
+        err = failure(exc)
+        yield sse(openai_error(err.status, err.code, err.message))
+        yield sse("[DONE]")
+        return
+    calls = tools.calls if tools else []
+    if calls:
+        yield sse(chunk(cid, created, req.model, {"tool_calls": tool_calls_body(calls, indexed=True)}, **extra))
+    yield sse(chunk(cid, created, req.model, {}, "tool_calls" if calls else "stop", **extra))
+    if req.include_usage:
+        final = chunk(cid, created, req.model, {}, usage=usage_body(info.usage))
+        final["choices"] = []
+        yield sse(final)
+    yield sse("[DONE]")
