@@ -118,7 +118,9 @@ async def test_chat_sync_async_and_stream_usage(env: Env) -> None:
     assert last.choices == [] and last.usage is not None and last.usage.total_tokens > 0
     assert all(c.usage is None for c in body)
     # Without stream_options no usage chunk is sent, as OpenAI does.
-    plain = await aio.chat.completions.create(model="assistant", messages=[{"role": "user", "content": "x"}], stream=True)
+    plain = await aio.chat.completions.create(
+        model="assistant", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     assert all(c.choices for c in [c async for c in plain])
 
 
@@ -182,7 +184,10 @@ def test_client_tools_round_trip_sync_and_stream(env: Env) -> None:
     ("kwargs", "param"),
     [
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER], "tool_choice": "required"}, "tool_choice"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER], "tool_choice": "required"},
+            "tool_choice",
+        ),
         ({"messages": [{"role": "tool", "tool_call_id": "call_x", "content": "r"}]}, "messages[0].tool_call_id"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
@@ -200,9 +205,7 @@ def test_bad_requests_name_the_parameter(env: Env, kwargs: dict[str, Any], param
 def test_calculator_tool_name_cannot_be_shadowed(env: Env) -> None:
     add = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}
     with pytest.raises(openai.BadRequestError) as bad:
-        env.sync().chat.completions.create(
-            model="calculator", messages=[{"role": "user", "content": "x"}], tools=[add]
-        )
+        env.sync().chat.completions.create(model="calculator", messages=[{"role": "user", "content": "x"}], tools=[add])
     assert bad.value.param == "tools[0].function.name"
 
 
