@@ -22,6 +22,10 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from tests.cli.test_serve import KEY, Server
+from tframex_asgi import build_stack
+from tframex_asgi.auth.store import get_identity_store
+from tframex_asgi.demo import build_demo_app
+from tframex_asgi.endpoint import TFrameXEndpoint
 
 BEARER_API_KEYS = False  # flip to True once sec-b's `Authorization: Bearer <api key>` is merged
 
@@ -324,3 +328,31 @@ def test_usage_feeds_metrics(env: Env) -> None:
     text = httpx.get(env.server.url + "/metrics", headers={"X-API-Key": env.key}).text
     lines = [line for line in text.splitlines() if "llm_tokens" in line and "/v1/responses" in line]
     assert lines and all(float(line.rsplit(" ", 1)[1]) > 0 for line in lines), text[-2000:]
+
+
+# -- token budget (in process: the limits are configured for this test only) ---------------------
+
+
+async def test_v1_usage_is_charged_to_the_token_budget() -> None:
+    stack = build_stack(
+        TFrameXEndpoint(build_demo_app()),
+        enable_security=True,
+        security_config={"auth_providers": ["api_key"], "rate_limiting": {"enabled": True, "tokens": "20/hour"}},
+    )
+    async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack)) as http:
+        store = get_identity_store(stack.services)
+        _, key = await store.create_api_key((await store.create_user("alice"))["id"], name="t")
+        headers = {} if BEARER_API_KEYS else {"default_headers": {"X-API-Key": key}}
+        sdk = openai.AsyncOpenAI(base_url="http://t/v1", api_key=key, max_retries=0, http_client=http, **headers)
+        first = await sdk.responses.create(model="assistant", input="one two three")
+        assert first.usage is not None
+        used = first.usage.total_tokens
+        assert 10 <= used < 20  # so two runs spend the budget of 20 and the third is refused
+        stream = await sdk.chat.completions.create(
+            model="assistant", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+        assert "".join([c.choices[0].delta.content or "" async for c in stream]) == "Echo: one two three"
+        with pytest.raises(openai.RateLimitError) as limited:
+            await sdk.responses.create(model="assistant", input="again")
+        assert limited.value.type == "rate_limit_error" and limited.value.code == "rate_limited"
+        assert limited.value.response.headers["ratelimit-policy"] == '"tokens";q=20;w=3600'
