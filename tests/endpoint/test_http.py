@@ -137,6 +137,31 @@ async def test_openai_sdk_against_chat_completions() -> None:
         assert "".join(parts) == "ECHO: QUIET"
 
 
+async def test_openai_sdk_sees_llm_failures_as_openai_errors() -> None:
+    stack = make_stack(OfflineLLM(fail_on="BOOM"))
+    async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack)) as http:
+        sdk = openai.AsyncOpenAI(base_url="http://t/v1", api_key="unused", http_client=http, max_retries=0)
+        boom = [{"role": "user", "content": "BOOM"}]
+        with pytest.raises(openai.InternalServerError) as failed:
+            await sdk.chat.completions.create(model="assistant", messages=boom)
+        assert (failed.value.status_code, failed.value.type, failed.value.code) == (502, "server_error", "llm_error")
+        stream = await sdk.chat.completions.create(model="assistant", messages=boom, stream=True)
+        with pytest.raises(openai.APIError) as mid_stream:
+            [c async for c in stream]
+        assert mid_stream.value.code == "llm_error"
+        events = [e async for e in await sdk.responses.create(model="assistant", input="BOOM", stream=True)]
+        assert [e.type for e in events] == ["response.created", "response.in_progress", "response.failed"]
+        assert events[-1].response.status == "failed" and events[-1].response.error.code == "llm_error"
+        with pytest.raises(openai.InternalServerError):
+            await sdk.responses.create(model="assistant", input="BOOM")
+        # The failed stored turn left no half conversation behind: nothing was appended.
+        rows = await stack.services.storage.read("messages", None)
+        assert [r["content"] for r in rows if "BOOM" in (r["content"] or "")] == []
+        # Unknown /v1 routes answer in OpenAI's shape too.
+        missing = await http.get("http://t/v1/nowhere")
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+
+
 async def test_fifty_concurrent_runs_some_streaming_no_cross_talk() -> None:
     stack = make_stack(OfflineLLM(chunk_delay=0.001))
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as c:
