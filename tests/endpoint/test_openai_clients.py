@@ -128,6 +128,16 @@ async def test_chat_sync_async_and_stream_usage(env: Env) -> None:
     assert all(c.choices for c in [c async for c in plain])
 
 
+def test_client_system_message_survives_a_long_history(env: Env) -> None:
+    # 40 earlier turns: far more than the agent's memory window (server.history_limit, 20).
+    earlier: list[Any] = []
+    for i in range(20):
+        earlier += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"Echo: q{i}"}]
+    messages = [{"role": "system", "content": "UPPERCASE"}, *earlier, {"role": "user", "content": "last"}]
+    reply = env.sync().chat.completions.create(model="assistant", messages=messages)
+    assert reply.choices[0].message.content == "ECHO: LAST"
+
+
 def test_langchain_invoke_stream_usage_and_tools(env: Env) -> None:
     llm = env.langchain(model="assistant")
     assert llm.invoke("hello").content == "Echo: hello"

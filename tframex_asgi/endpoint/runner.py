@@ -16,7 +16,7 @@ from tframex import FlowContext, Message, MessageChunk, TFrameXApp, TFrameXRunti
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
-from tframex_asgi.endpoint.openai.client_tools import ClientToolRun
+from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run
 from tframex_asgi.errors import NotFoundError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
@@ -47,12 +47,12 @@ class AgentRunner:
             raise NotFoundError(f"no agent named {name!r}")
 
     def _prepare(
-        self, name: str, history: Sequence[Message], client_tools: ClientToolRun | None
+        self, name: str, history: Sequence[Message], overlay: RunOverlay | None
     ) -> InstrumentedEngine:
         self._agent(name)
         engine = self._engine({name: list(history)})
-        if client_tools is not None:
-            client_tools.install(engine._get_agent_instance(name))
+        if overlay is not None and overlay.needed:
+            overlay.install(engine._get_agent_instance(name))
         return engine
 
     async def run_agent(
@@ -61,10 +61,11 @@ class AgentRunner:
         text: str | Message,
         info: RunInfo,
         history: Sequence[Message] = (),
-        client_tools: ClientToolRun | None = None,
+        overlay: RunOverlay | None = None,
     ) -> Message:
-        """Run agent ``name`` on ``text`` (a user message, or a tool result ending a turn)."""
-        engine = self._prepare(name, history, client_tools)
+        """Run agent ``name`` on ``text`` (a user message, or a tool result ending a turn);
+        ``overlay`` adds an OpenAI client's tools and instructions to this run only."""
+        engine = self._prepare(name, history, overlay)
         run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
         try:
             result: Message = await engine.call_agent(name, _message(text))
@@ -79,10 +80,10 @@ class AgentRunner:
         text: str | Message,
         info: RunInfo,
         history: Sequence[Message] = (),
-        client_tools: ClientToolRun | None = None,
+        overlay: RunOverlay | None = None,
     ) -> AsyncGenerator[MessageChunk, None]:
         """Chunks of the agent's answer as they arrive (call after checking the agent exists)."""
-        stream = self._prepare(name, history, client_tools).call_agent_stream(name, _message(text))
+        stream = self._prepare(name, history, overlay).call_agent_stream(name, _message(text))
         try:
             while True:
                 # Set per step: the consumer may drive the generator from another task.

@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions``: OpenAI's chat API with ``model`` naming an agent.
 
 Stateless as OpenAI's is: the client sends the whole conversation. Client ``tools`` are offered
-to the agent's LLM and calls to them come back as ``tool_calls`` (see :mod:`.client_tools`).
+to the agent's LLM and calls to them come back as ``tool_calls`` (see :mod:`.overlay`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from tframex import Message
 from tframex.models.primitives import ToolCall
 
 from tframex_asgi.endpoint.handlers import failure, json_body, run_info
-from tframex_asgi.endpoint.openai.client_tools import ClientToolRun
 from tframex_asgi.endpoint.openai.errors import ParamError, openai_error
 from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
 from tframex_asgi.endpoint.openai.models import check_model
+from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
 from tframex_asgi.events import RunInfo, Usage
 
@@ -35,6 +35,7 @@ class ChatRequest:
     model: str
     input: Message  # the user message or tool result that ends the conversation
     history: list[Message]
+    instructions: list[str]  # the system messages the conversation opens with
     stream: bool
     include_usage: bool
     tools: ClientToolSpec
@@ -67,7 +68,13 @@ def parse_chat_request(body: dict[str, Any], reserved: tuple[str, ...] = ()) -> 
     if not flag(body, "parallel_tool_calls", True):
         raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
     tools = parse_tools(body.get("tools"), body.get("tool_choice"), reserved)
-    return ChatRequest(model, last, history, stream, include_usage, tools)
+    # The opening system messages become instructions, kept on every LLM call (see .overlay);
+    # later ones stay where they are in the history.
+    head = 0
+    while head < len(history) and history[head].role == "system":
+        head += 1
+    instructions = [m.content or "" for m in history[:head]]
+    return ChatRequest(model, last, history[head:], instructions, stream, include_usage, tools)
 
 
 def usage_body(usage: Usage) -> dict[str, int]:
@@ -122,26 +129,24 @@ async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
     reserved = check_model(ep, body.get("model"))
     req = parse_chat_request(body, reserved)
     info = run_info(request)
-    tools = ClientToolRun(req.tools) if req.tools.offered else None
+    overlay = RunOverlay(req.tools, req.instructions)
     if req.stream:
-        return StreamingResponse(_stream(ep, req, info, tools), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(_stream(ep, req, info, overlay), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        result = await ep.runner.run_agent(req.model, req.input, info, req.history, tools)
+        result = await ep.runner.run_agent(req.model, req.input, info, req.history, overlay)
     except Exception as exc:
         raise failure(exc) from exc
-    calls = tools.calls if tools else []
+    calls = overlay.calls
     return JSONResponse(completion(req.model, result.content, calls, info.usage, int(ep.services.clock.time())))
 
 
-async def _stream(
-    ep: TFrameXEndpoint, req: ChatRequest, info: RunInfo, tools: ClientToolRun | None
-) -> AsyncIterator[bytes]:
+async def _stream(ep: TFrameXEndpoint, req: ChatRequest, info: RunInfo, overlay: RunOverlay) -> AsyncIterator[bytes]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(ep.services.clock.time())
     # With include_usage every chunk carries "usage": null and one last chunk (no choices) the total.
     extra: dict[str, Any] = {"usage": None} if req.include_usage else {}
     yield sse(chunk(cid, created, req.model, {"role": "assistant", "content": ""}, **extra))
     try:
-        async for part in ep.runner.stream_agent(req.model, req.input, info, req.history, tools):
+        async for part in ep.runner.stream_agent(req.model, req.input, info, req.history, overlay):
             if part.content:
                 yield sse(chunk(cid, created, req.model, {"content": part.content}, **extra))
     except Exception as exc:
@@ -149,7 +154,7 @@ async def _stream(
         yield sse(openai_error(err.status, err.code, err.message))
         yield sse("[DONE]")
         return
-    calls = tools.calls if tools else []
+    calls = overlay.calls
     if calls:
         yield sse(chunk(cid, created, req.model, {"tool_calls": tool_calls_body(calls, indexed=True)}, **extra))
     yield sse(chunk(cid, created, req.model, {}, "tool_calls" if calls else "stop", **extra))

@@ -21,10 +21,10 @@ from tframex.models.primitives import FunctionCall, ToolCall
 
 from tframex_asgi.endpoint.handlers import failure, json_body, owner_check, principal_ids, run_info
 from tframex_asgi.endpoint.openai.chat import flag
-from tframex_asgi.endpoint.openai.client_tools import ClientToolRun
 from tframex_asgi.endpoint.openai.errors import ParamError
 from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
 from tframex_asgi.endpoint.openai.models import check_model
+from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.sse import SSE_HEADERS
 from tframex_asgi.errors import NotFoundError
 from tframex_asgi.events import RunInfo, Usage
@@ -173,7 +173,7 @@ class Turn:
     input: Message
     history: list[Message]
     info: RunInfo
-    tools: ClientToolRun | None
+    overlay: RunOverlay
 
     def body(self, status: str, output: list[dict[str, Any]], error: dict[str, str] | None = None) -> dict[str, Any]:
         spec = self.req.tools
@@ -199,7 +199,7 @@ class Turn:
 
     @property
     def calls(self) -> list[ToolCall]:
-        return self.tools.calls if self.tools else []
+        return self.overlay.calls
 
     async def store(self, ep: TFrameXEndpoint, text: str | None) -> None:
         if self.conversation_id is None:
@@ -227,12 +227,10 @@ async def _turn(request: Request, ep: TFrameXEndpoint, req: ResponsesRequest) ->
         conversation_id = await ep.conversations.open(None, uid, owner, req.model, title, owner_check(request))
     if not req.store:
         conversation_id = None
-    if req.instructions:
-        before = [Message(role="system", content=req.instructions), *before]
     info = run_info(request, conversation_id)
-    tools = ClientToolRun(req.tools) if req.tools.offered else None
+    overlay = RunOverlay(req.tools, [req.instructions] if req.instructions else [])
     created = int(ep.services.clock.time())
-    return Turn(new_response_id(conversation_id), created, req, conversation_id, last, before, info, tools)
+    return Turn(new_response_id(conversation_id), created, req, conversation_id, last, before, info, overlay)
 
 
 async def create_response(request: Request, ep: TFrameXEndpoint) -> Response:
@@ -244,7 +242,7 @@ async def create_response(request: Request, ep: TFrameXEndpoint) -> Response:
 
         return StreamingResponse(stream_response(ep, turn), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        result = await ep.runner.run_agent(turn.req.model, turn.input, turn.info, turn.history, turn.tools)
+        result = await ep.runner.run_agent(turn.req.model, turn.input, turn.info, turn.history, turn.overlay)
     except Exception as exc:
         raise failure(exc) from exc
     await turn.store(ep, result.content)

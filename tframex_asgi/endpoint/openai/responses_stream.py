@@ -66,7 +66,7 @@ async def stream_response(ep: TFrameXEndpoint, turn: Turn) -> AsyncIterator[byte
     item_id = f"msg_{uuid.uuid4().hex}"
     parts: list[str] = []
     try:
-        async for chunk in ep.runner.stream_agent(turn.req.model, turn.input, turn.info, turn.history, turn.tools):
+        async for chunk in ep.runner.stream_agent(turn.req.model, turn.input, turn.info, turn.history, turn.overlay):
             if not chunk.content:
                 continue
             if not parts:
