@@ -160,6 +160,13 @@ def test_langchain_invoke_stream_usage_and_tools(env: Env) -> None:
     result = get_weather.invoke(call.tool_calls[0])  # a ToolMessage answering that call
     answer = bound.invoke([*ask, call, result])
     assert answer.content == "get_weather returned sunny"
+    # LangChain on the Responses API: text content blocks, usage while streaming.
+    responses = env.langchain(model="assistant", use_responses_api=True)
+    assert responses.invoke("hi").text == "Echo: hi"
+    total = None
+    for part in responses.stream("a b"):
+        total = part if total is None else total + part
+    assert total is not None and total.text == "Echo: a b" and total.usage_metadata["total_tokens"] > 0
 
 
 def test_client_tools_round_trip_sync_and_stream(env: Env) -> None:
