@@ -215,6 +215,11 @@ def test_client_tools_round_trip_sync_and_stream(env: Env) -> None:
             "messages[0].content[0]",
         ),
         ({"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}, "stream_options"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}},
+            "response_format",
+        ),
     ],
 )
 def test_bad_requests_name_the_parameter(env: Env, kwargs: dict[str, Any], param: str) -> None:
@@ -257,6 +262,23 @@ def test_middleware_errors_have_openai_shape(env: Env) -> None:
 
 
 # -- Responses API ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"input": []}, "input"),
+        ({"input": [{"type": "image_generation_call"}]}, "input[0].type"),
+        ({"input": "x", "tool_choice": "required", "tools": [{"type": "function", "name": "f"}]}, "tool_choice"),
+        ({"input": "x", "text": {"format": {"type": "json_object"}}}, "text.format"),
+        ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "r"}]}, "input[0].call_id"),
+        ({"input": "x", "previous_response_id": "resp_garbage"}, "previous_response_id"),
+    ],
+)
+def test_bad_responses_requests_name_the_parameter(env: Env, kwargs: dict[str, Any], param: str) -> None:
+    with pytest.raises(openai.APIStatusError) as bad:
+        env.sync().responses.create(model="assistant", **kwargs)
+    assert bad.value.status_code in (400, 404) and bad.value.param == param, bad.value.body
 
 
 def test_responses_text_conversation_and_instructions(env: Env) -> None:

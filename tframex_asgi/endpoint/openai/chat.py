@@ -27,7 +27,7 @@ from tframex_asgi.events import RunInfo, Usage
 if TYPE_CHECKING:
     from tframex_asgi.endpoint.app import TFrameXEndpoint
 
-__all__ = ["ChatRequest", "chat_completions", "parse_chat_request"]
+__all__ = ["ChatRequest", "chat_completions", "parse_chat_request", "refuse_unsupported"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,18 @@ def flag(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def refuse_unsupported(body: dict[str, Any]) -> None:
+    """Parameters that would change what the answer is, which an agent cannot honour: a 400
+    naming them, never an answer that quietly ignored them."""
+    if not flag(body, "parallel_tool_calls", True):
+        raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
+    if body.get("n", 1) != 1:
+        raise ParamError("n", "only one choice ('n': 1) is supported")
+    fmt = body.get("response_format")
+    if fmt is not None and fmt != {"type": "text"}:
+        raise ParamError("response_format", "only the text response format is supported")
+
+
 def parse_chat_request(body: dict[str, Any], reserved: tuple[str, ...] = ()) -> ChatRequest:
     """The request, checked; ``reserved`` are the agent's own tool names."""
     model = body.get("model")
@@ -65,8 +77,7 @@ def parse_chat_request(body: dict[str, Any], reserved: tuple[str, ...] = ()) -> 
     if options is not None and not isinstance(options, dict):
         raise ParamError("stream_options", "'stream_options' must be an object")
     include_usage = flag(options or {}, "include_usage", False)
-    if not flag(body, "parallel_tool_calls", True):
-        raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
+    refuse_unsupported(body)
     tools = parse_tools(body.get("tools"), body.get("tool_choice"), reserved)
     # The opening system messages become instructions, kept on every LLM call (see .overlay);
     # later ones stay where they are in the history.

@@ -94,7 +94,7 @@ def parse_message(m: Any, param: str) -> Message:
     return Message(role="system" if role == "developer" else role, content=content)
 
 
-def link_tool_results(messages: Sequence[Message], params: Sequence[str]) -> None:
+def link_tool_results(messages: Sequence[Message], params: Sequence[str], call_field: str = "tool_call_id") -> None:
     """Give each tool result the name of the call it answers (LLMs and tframex want it);
     a result answering no earlier call is refused."""
     names: dict[str, str] = {}
@@ -103,17 +103,17 @@ def link_tool_results(messages: Sequence[Message], params: Sequence[str]) -> Non
             names[call.id] = call.function.name
         if m.role == "tool":
             if m.tool_call_id not in names:
-                raise ParamError(
-                    f"{param}.tool_call_id", f"no earlier assistant tool call has the id {m.tool_call_id!r}"
-                )
+                raise ParamError(f"{param}.{call_field}", f"no earlier tool call has the id {m.tool_call_id!r}")
             m.name = names[m.tool_call_id]
 
 
-def split_turn(messages: list[Message], params: Sequence[str], what: str) -> tuple[Message, list[Message]]:
+def split_turn(
+    messages: list[Message], params: Sequence[str], what: str, call_field: str = "tool_call_id"
+) -> tuple[Message, list[Message]]:
     """(the input of this turn, the history before it): a turn ends on a user message or a tool result."""
     if not messages:
         raise ParamError(what, f"'{what}' must not be empty")
-    link_tool_results(messages, params)
+    link_tool_results(messages, params, call_field)
     last = messages[-1]
     if last.role not in ("user", "tool"):
         raise ParamError(what, "the last message must be from the user or a tool result")

@@ -114,6 +114,11 @@ def parse_responses_request(body: dict[str, Any], reserved: tuple[str, ...] = ()
         raise ParamError("previous_response_id", "'previous_response_id' must be a string")
     if not flag(body, "parallel_tool_calls", True):
         raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
+    fmt = body.get("text", {}).get("format") if isinstance(body.get("text"), dict) else body.get("text")
+    if fmt is not None and fmt != {"type": "text"}:
+        raise ParamError("text.format", "only the text format is supported")
+    if flag(body, "background", False):
+        raise ParamError("background", "background responses are not supported")
     tools = parse_tools(body.get("tools"), body.get("tool_choice"), reserved, flat=True)
     return ResponsesRequest(
         model, messages, params, instructions, previous, flag(body, "store", True), flag(body, "stream", False), tools
@@ -220,7 +225,7 @@ async def _turn(request: Request, ep: TFrameXEndpoint, req: ResponsesRequest) ->
         while history and history[0].role == "tool":  # the window cut off the call it answers
             history.pop(0)
     params = ["previous_response_id"] * len(history) + req.params
-    last, before = split_turn([*history, *req.input], params, "input")
+    last, before = split_turn([*history, *req.input], params, "input", "call_id")
     if req.store and conversation_id is None:
         uid, owner = principal_ids(request)
         title = (last.content or "")[:80]
