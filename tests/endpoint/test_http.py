@@ -137,6 +137,16 @@ async def test_openai_sdk_against_chat_completions() -> None:
         assert "".join(parts) == "ECHO: QUIET"
 
 
+async def test_chat_accepts_null_for_unset_parameters(client: httpx.AsyncClient) -> None:
+    unset = {"n": None, "stream": None, "stream_options": None, "parallel_tool_calls": None, "tools": None}
+    body = {"model": "assistant", "messages": [{"role": "user", "content": "hi"}], **unset}
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200 and resp.json()["choices"][0]["message"]["content"] == "Echo: hi"
+    wrong = {**body, "stream": True, "stream_options": {"include_usage": 1}}
+    bad = await client.post("/v1/chat/completions", json=wrong)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "stream_options.include_usage"
+
+
 async def test_openai_sdk_sees_llm_failures_as_openai_errors() -> None:
     stack = make_stack(OfflineLLM(fail_on="BOOM"))
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack)) as http:

@@ -41,10 +41,13 @@ class ChatRequest:
     tools: ClientToolSpec
 
 
-def flag(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
+def flag(body: dict[str, Any], name: str, default: bool, where: str | None = None) -> bool:
+    """A boolean parameter; absent or null means ``default`` (clients send null for unset)."""
+    value = body.get(name)
+    if value is None:
+        return default
     if not isinstance(value, bool):
-        raise ParamError(name, f"'{name}' must be true or false")
+        raise ParamError(where or name, f"'{where or name}' must be true or false")
     return value
 
 
@@ -53,7 +56,7 @@ def refuse_unsupported(body: dict[str, Any]) -> None:
     naming them, never an answer that quietly ignored them."""
     if not flag(body, "parallel_tool_calls", True):
         raise ParamError("parallel_tool_calls", "'parallel_tool_calls': false is not supported")
-    if body.get("n", 1) != 1:
+    if body.get("n") not in (None, 1):
         raise ParamError("n", "only one choice ('n': 1) is supported")
     fmt = body.get("response_format")
     if fmt is not None and fmt != {"type": "text"}:
@@ -76,7 +79,7 @@ def parse_chat_request(body: dict[str, Any], reserved: tuple[str, ...] = ()) -> 
         raise ParamError("stream_options", "'stream_options' is only allowed with 'stream': true")
     if options is not None and not isinstance(options, dict):
         raise ParamError("stream_options", "'stream_options' must be an object")
-    include_usage = flag(options or {}, "include_usage", False)
+    include_usage = flag(options or {}, "include_usage", False, "stream_options.include_usage")
     refuse_unsupported(body)
     tools = parse_tools(body.get("tools"), body.get("tool_choice"), reserved)
     # The opening system messages become instructions, kept on every LLM call (see .overlay);
