@@ -26,6 +26,7 @@ from tframex_asgi import build_stack
 from tframex_asgi.auth.store import get_identity_store
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
+from tframex_asgi.llm.openai import StrictOpenAIChatLLM
 
 BEARER_API_KEYS = False  # flip to True once sec-b's `Authorization: Bearer <api key>` is merged
 
@@ -395,3 +396,38 @@ async def test_v1_usage_is_charged_to_the_token_budget() -> None:
             await sdk.responses.create(model="assistant", input="again")
         assert limited.value.type == "rate_limit_error" and limited.value.code == "rate_limited"
         assert limited.value.response.headers["ratelimit-policy"] == '"tokens";q=20;w=3600'
+
+
+# -- the endpoint as an upstream LLM ---------------------------------------------------------------
+
+
+async def test_client_tools_pass_through_an_openai_compatible_upstream(env: Env) -> None:
+    """An agent whose LLM is the served /v1 (StrictOpenAIChatLLM over HTTP): the client's tools reach
+    the upstream model in the payload, its tool_calls come back to the client, and the tool result
+    travels back upstream as a proper `tool` message."""
+
+    async def add_key(request: httpx.Request) -> None:
+        request.headers["X-API-Key"] = env.key
+
+    auth: dict[str, Any] = {"api_key": env.key} if BEARER_API_KEYS else {"event_hooks": {"request": [add_key]}}
+    upstream = StrictOpenAIChatLLM(model_name="assistant", api_base_url=env.base_url, **auth)
+    stack = build_stack(TFrameXEndpoint(build_demo_app(upstream)), enable_security=False)
+    try:
+        async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack)) as http:
+            sdk = openai.AsyncOpenAI(base_url="http://t/v1", api_key="unused", http_client=http, max_retries=0)
+            messages: list[Any] = [{"role": "user", "content": "call get_weather for Oslo"}]
+            first = await sdk.chat.completions.create(model="assistant", messages=messages, tools=[WEATHER])
+            choice = first.choices[0]
+            assert choice.finish_reason == "tool_calls" and first.usage is not None and first.usage.total_tokens > 0
+            (call,) = choice.message.tool_calls or []
+            messages += [
+                choice.message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "snow"},
+            ]
+            second = await sdk.chat.completions.create(model="assistant", messages=messages, tools=[WEATHER])
+            assert second.choices[0].message.content == "get_weather returned snow"
+            streamed = await sdk.chat.completions.create(model="shouter", messages=messages[:1], stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in streamed if c.choices])
+            assert text == "ECHO: CALL GET_WEATHER FOR OSLO"  # shouter's prompt went upstream as instructions
+    finally:
+        await upstream.close()

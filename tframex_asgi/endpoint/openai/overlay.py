@@ -4,7 +4,8 @@ tframex's agent loop executes every tool call the LLM makes, so a call to a tool
 client can run must not reach it. The agent's LLM is replaced, for this run only, by a copy whose
 ``chat_completion`` adds the client's tools and takes calls to them out of the reply: the loop
 then sees a final answer and returns, and the handler hands the calls back to the client as
-``tool_calls``. (A copy, not a proxy: the engine checks the LLM's class.)
+``tool_calls``. (A copy, not a proxy: the engine checks the LLM's class. Calls go through the
+original's bound method, so the HTTP client stays the shared one and the copy owns nothing to close.)
 
 The client's instructions (Responses ``instructions``, the system messages a chat opens with) are
 put right after the agent's own system prompt on every LLM call, so a long history can never
