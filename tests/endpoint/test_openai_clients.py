@@ -2,9 +2,10 @@
 `tframex-asgi serve` (uvicorn) process on its embedded defaults: security on, SQLite, demo agents
 on the offline LLM, the admin key printed once.
 
-Until sec-b's Bearer API keys (issue 15 item 1) are merged, the server reads keys only from
-X-API-Key: with ``BEARER_API_KEYS = False`` the clients also send the key there. After the merge
-set it to True: every client then gets nothing but ``base_url`` and ``api_key``, and
+Until Bearer API keys (issue 15 item 1, another branch) are merged, the server reads keys only from
+X-API-Key, so the clients also send the key there. Once ``tframex_asgi.auth.base.bearer_api_key``
+exists (that change), ``BEARER_API_KEYS`` is True by itself: every client then gets nothing but
+``base_url`` and ``api_key`` (a second credential header would then be refused), and
 ``test_nothing_but_base_url_and_api_key`` stops being an expected failure.
 """
 
@@ -23,12 +24,14 @@ from langchain_openai import ChatOpenAI
 
 from tests.cli.test_serve import KEY, Server
 from tframex_asgi import build_stack
+from tframex_asgi.auth import base as auth_base
 from tframex_asgi.auth.store import get_identity_store
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
 from tframex_asgi.llm.openai import StrictOpenAIChatLLM
 
-BEARER_API_KEYS = False  # flip to True once sec-b's `Authorization: Bearer <api key>` is merged
+# True once `Authorization: Bearer tfx_...` is accepted (the auth layer's bearer_api_key helper).
+BEARER_API_KEYS = hasattr(auth_base, "bearer_api_key")
 
 WEATHER = {
     "type": "function",
