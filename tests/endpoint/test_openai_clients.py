@@ -360,6 +360,15 @@ def test_responses_function_calls(env: Env) -> None:
     ]
     events = list(sdk.responses.create(model="assistant", input=items, tools=[flat], stream=True, store=False))
     assert events[-1].type == "response.completed" and events[-1].response.output_text == "get_weather returned rain"
+    # OpenAI's manual-state pattern: the output items go back in as input items.
+    manual: list[Any] = [{"role": "user", "content": "call get_weather for Lima"}]
+    asked = sdk.responses.create(model="assistant", input=manual, tools=[flat], store=False)
+    manual += asked.output
+    manual.append({"type": "function_call_output", "call_id": asked.output[-1].call_id, "output": "fog"})
+    told = sdk.responses.create(model="assistant", input=manual, tools=[flat], store=False)
+    assert told.output_text == "get_weather returned fog"
+    manual += [*told.output, {"role": "user", "content": "thanks"}]
+    assert sdk.responses.create(model="assistant", input=manual, store=False).output_text == "Echo: thanks"
     streamed_call = list(sdk.responses.create(model="assistant", input=items[:1], tools=[flat], stream=True))
     kinds = [e.type for e in streamed_call]
     assert "response.function_call_arguments.done" in kinds
