@@ -54,6 +54,9 @@ class RunInfo:
     conversation_id: str | None = None
     flow_execution_id: str | None = None
     usage: Usage = field(default_factory=Usage, compare=False)
+    # The caller's granted permissions, for the resource guard (rbac.resources) in the engine.
+    # None: nobody asked (a run outside the HTTP endpoint); the guard then grants nothing.
+    permissions: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -214,16 +214,17 @@ async def test_require_auth_false_lets_anonymous_in_but_not_bad_credentials(env_
     assert (await env.get("/x", **{"X-API-Key": "tfx_bad"})).status_code == 401
 
 
-async def test_first_provider_in_order_and_fallthrough(env_factory) -> None:
+async def test_two_credentials_are_refused_whatever_the_order(env_factory) -> None:
+    # Before: the first good credential won, so a wrong password rode along with a valid key.
     env = await env_factory({"basic": True, "api_key": True})
     user = await env.user(password="pw")
     _, key = await env.store.create_api_key(user["id"])
-    resp = await env.get("/x", Authorization=basic("alice", "pw"), **{"X-API-Key": key})
-    assert resp.json()["method"] == "basic"
-    assert challenges(resp) == []
-    # A bad first credential does not hide a good second one.
-    resp = await env.get("/x", Authorization=basic("alice", "bad"), **{"X-API-Key": key})
-    assert resp.json()["method"] == "api_key"
+    for auth in (basic("alice", "pw"), basic("alice", "bad"), f"Bearer {key}", "Bearer x.y.z"):
+        resp = await env.get("/x", Authorization=auth, **{"X-API-Key": key})
+        assert resp.status_code == 401, auth
+        assert resp.json()["error"] == {"code": "unauthenticated", "message": "invalid credentials"}
+    assert (await env.get("/x", Authorization=basic("alice", "pw"))).json()["method"] == "basic"
+    assert (await env.get("/x", **{"X-API-Key": key})).json()["method"] == "api_key"
     assert challenges(await env.get("/x"))[0].startswith("Basic")
 
 

@@ -8,7 +8,9 @@ operator (CLI, bootstrap), who is trusted like the database owner.
 Escalation rules: granting, revoking or creating a role needs ``role.manage`` and every
 permission involved; acting on another user's account or keys (disable, new key, revoke key)
 needs every permission that user holds, so a ``user.manage`` holder cannot mint a key for an
-admin and become one.
+admin and become one. "That user" is compared by stored user id only
+(:func:`~tframex_asgi.auth.principal.stored_user_id`): a token identity is never a stored user,
+whatever its ``sub``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tframex_asgi.auth.principal import stored_user_id
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tframex_asgi.rbac.engine import RBACEngine, check_can_assign, get_rbac
 from tframex_asgi.types import Scope
@@ -67,7 +70,7 @@ class AdminService:
 
     async def _outranks(self, by: Any, user_id: str, what: str) -> None:
         """``by`` holds every permission ``user_id`` holds (or is that user)."""
-        if by is None or getattr(by, "id", None) == user_id:
+        if by is None or stored_user_id(by) == user_id:
             return
         theirs = self.rbac.permissions_for_roles(await self.rbac.roles_for_user(user_id))
         missing = theirs - frozenset(getattr(by, "permissions", ()))
@@ -120,7 +123,7 @@ class AdminService:
     async def set_active(self, user_id: str, active: bool, *, by: Any = None, scope: Scope | None = None) -> Row:
         _require(by, "user.manage")
         row = await self._user(user_id)
-        if not active and getattr(by, "id", None) == user_id:
+        if not active and stored_user_id(by) == user_id:
             raise ConflictError("you cannot disable your own account")
         await self._outranks(by, user_id, "changing")
         await self.identity.set_active(user_id, active)
@@ -183,7 +186,7 @@ class AdminService:
         scope: Scope | None = None,
     ) -> tuple[Row, str]:
         _require(by, "user.manage")
-        target = user_id or getattr(by, "id", None)
+        target = user_id or stored_user_id(by)
         if not target:
             raise ValidationError("user_id is required")
         user = await self._user(target)

@@ -1,4 +1,5 @@
-"""API keys in a header (``X-API-Key`` by default; never the query string).
+"""API keys in a header: ``X-API-Key`` (configurable) or ``Authorization: Bearer tfx_...`` (what
+OpenAI clients send); never the query string.
 
 A warm request costs one sha256 and one dict lookup: the verified principal is cached under the
 key's digest for ``cache_ttl`` seconds, and the key's own expiry is still checked on every hit.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tframex_asgi.auth.base import CredentialError, Credentials, PermissionResolver
+from tframex_asgi.auth.base import CredentialError, Credentials, PermissionResolver, bearer_api_key
 from tframex_asgi.auth.principal import Principal
 from tframex_asgi.auth.store import KEY_PATTERN, IdentityStore, key_digest, to_epoch
 
@@ -35,7 +36,8 @@ class APIKeyProvider:
         return self._challenge
 
     def offered(self, creds: Credentials) -> str | None:
-        return creds.api_key
+        # The layer refuses a request with both headers, so at most one of these is set.
+        return creds.api_key if creds.api_key is not None else bearer_api_key(creds)
 
     def cached(self, credential: str) -> Principal | None:
         """The principal of a key verified earlier and not yet expired, else None (no I/O; the

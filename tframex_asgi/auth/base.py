@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from tframex_asgi.types import Scope
 
 __all__ = [
+    "API_KEY_PREFIX",
     "SEED_PERMISSIONS",
     "AuthProvider",
     "CredentialError",
     "Credentials",
     "IdPUnavailableError",
     "PermissionResolver",
+    "bearer_api_key",
+    "bearer_token",
 ]
 
 logger = logging.getLogger("tframex_asgi.auth")
@@ -74,6 +77,24 @@ class Credentials(NamedTuple):
     ambiguous: str | None = None
 
 
+# Our API keys start with this (``tfx_<12 hex>_<secret>``): no JWT (``eyJ...``) and no opaque IdP
+# token we know of does, so a Bearer value with it is an API key and never reaches JWT/OIDC.
+API_KEY_PREFIX = "tfx_"
+
+
+def bearer_token(creds: Credentials) -> str | None:
+    auth = creds.authorization
+    if auth is not None and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return None
+
+
+def bearer_api_key(creds: Credentials) -> str | None:
+    """``Authorization: Bearer tfx_...``: how OpenAI clients send our API keys."""
+    token = bearer_token(creds)
+    return token if token is not None and token.startswith(API_KEY_PREFIX) else None
+
+
 class AuthProvider(Protocol):
     name: str  # "api_key" | "basic" | "jwt" | "oauth2"
 
@@ -107,8 +128,9 @@ class PermissionResolver:
 
             rbac = get_rbac(services)
         self.rbac = rbac
-        custom = services.config.security.rbac.roles
-        self._declared = SEED_PERMISSIONS | {p for role in custom.values() for p in role.permissions}
+        rbac_config = services.config.security.rbac
+        custom = {p for role in rbac_config.roles.values() for p in role.permissions}
+        self._declared = SEED_PERMISSIONS | custom | rbac_config.resources.permissions
 
     @property
     def known(self) -> frozenset[str]:

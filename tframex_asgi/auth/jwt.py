@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 
-from tframex_asgi.auth.base import CredentialError, Credentials, PermissionResolver
+from tframex_asgi.auth.base import CredentialError, Credentials, PermissionResolver, bearer_token
 from tframex_asgi.auth.cache import TTLCache
 from tframex_asgi.auth.idp import KeySource, get_http, load_static_key
 from tframex_asgi.auth.principal import Principal
@@ -36,13 +36,6 @@ __all__ = ["JWTProvider", "JWTVerifier", "bearer_token", "claim_path", "claim_st
 _JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _MAX_HEADER_CHARS = 2048
 _REFUSED_HEADERS = ("crit", "b64")
-
-
-def bearer_token(creds: Credentials) -> str | None:
-    auth = creds.authorization
-    if auth is not None and auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return None
 
 
 def claim_path(claims: dict[str, Any], path: str) -> Any:

@@ -2,7 +2,9 @@
 
 Every path needs credentials unless it is listed in ``security.public_paths`` (exact match:
 ``/healthz/../agents`` is not ``/healthz``). A 401 names every enabled scheme in
-``WWW-Authenticate``; the body never says which part of a credential was wrong.
+``WWW-Authenticate``; the body never says which part of a credential was wrong. A request with
+more than one credential (``Authorization`` plus the API-key header) is refused before any check
+(``multiple_credentials``), and each of them counts as a failed login.
 
 Brute-force protection (``failures``, the rate-limit package's guard): ``blocked(ip)`` is asked
 before any credential check that is not a cache hit, so a blocked address is refused before any
@@ -136,6 +138,9 @@ class AuthenticationMiddleware:
         if creds.ambiguous:
             await self._reject(scope, send, 401, "invalid_credentials")
             return
+        if creds.authorization is not None and creds.api_key is not None:
+            await self._several(scope, send, state)
+            return
         offered = [(p, c) for p in self.providers if (c := p.offered(creds)) is not None]
         if not offered and creds.authorization is None and creds.api_key is None:
             if self.require_auth:
@@ -187,6 +192,22 @@ class AuthenticationMiddleware:
             await failures.record_failure(ip)
         await self._reject(scope, send, 401, reason or "invalid_credentials")
 
+    async def _several(self, scope: Scope, send: Send, state: Any) -> None:
+        """Two credentials (``Authorization`` and the API-key header) in one request: refused,
+        whatever the provider order, and both counted as failed logins without checking either.
+        Otherwise a valid key of one's own would carry a password guess for someone else past
+        the brute-force guard (the guess fails, the key wins: never counted)."""
+        failures = self.failures
+        if failures is not None:
+            ip = state.get("client_ip") or (scope.get("client") or (None,))[0]
+            wait = await failures.blocked(ip)
+            if wait:
+                await self._reject(scope, send, 429, "auth_failures_blocked", retry_after=wait)
+                return
+            for _ in range(2):
+                await failures.record_failure(ip)
+        await self._reject(scope, send, 401, "multiple_credentials")
+
     async def _reject(self, scope: Scope, send: Send, status: int, reason: str, retry_after: float = 0) -> None:
         get_state(scope)["audit_reason"] = reason
         set_anonymous(scope)
@@ -208,6 +229,7 @@ class AuthenticationMiddleware:
 
 def build_providers(services: Services) -> list[AuthProvider]:
     """The enabled providers in trial order (API keys alone when none is enabled)."""
+    from tframex_asgi.auth.changes import on_change, watch_changes
     from tframex_asgi.auth.store import get_identity_store
 
     cfg = services.config.security.auth_providers
@@ -227,11 +249,17 @@ def build_providers(services: Services) -> list[AuthProvider]:
         elif name == "jwt":
             from tframex_asgi.auth.jwt import JWTProvider
 
-            providers.append(JWTProvider.from_config(cfg.jwt, services, resolver))
+            jwt_provider = JWTProvider.from_config(cfg.jwt, services, resolver)
+            on_change(services, jwt_provider.cache.clear)
+            providers.append(jwt_provider)
         elif name == "oauth2":
             from tframex_asgi.auth.oauth2 import OAuth2Provider
 
-            providers.append(OAuth2Provider.from_config(cfg.oauth2, services, resolver))
+            oauth2_provider = OAuth2Provider.from_config(cfg.oauth2, services, resolver)
+            on_change(services, oauth2_provider.cache.clear)
+            providers.append(oauth2_provider)
+    if any(p.name in ("jwt", "oauth2") for p in providers):
+        watch_changes(services)  # role definitions changed elsewhere reach token principals too
     return providers
 
 

@@ -15,10 +15,17 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tframex_asgi.auth.base import CredentialError, Credentials, IdPUnavailableError, PermissionResolver
+from tframex_asgi.auth.base import (
+    API_KEY_PREFIX,
+    CredentialError,
+    Credentials,
+    IdPUnavailableError,
+    PermissionResolver,
+    bearer_token,
+)
 from tframex_asgi.auth.cache import TTLCache
 from tframex_asgi.auth.idp import HttpClient, KeySource, get_http
-from tframex_asgi.auth.jwt import JWTVerifier, bearer_token, claim_strings, external_principal
+from tframex_asgi.auth.jwt import JWTVerifier, claim_strings, external_principal
 from tframex_asgi.auth.principal import Principal
 
 if TYPE_CHECKING:
@@ -69,7 +76,9 @@ class OAuth2Provider:
         return self._challenge
 
     def offered(self, creds: Credentials) -> str | None:
-        return bearer_token(creds)
+        token = bearer_token(creds)
+        # Our own API keys (``tfx_``) are never sent to the IdP for introspection.
+        return None if token is None or token.startswith(API_KEY_PREFIX) else token
 
     async def warm(self) -> None:
         """Discover at startup so the first request does not wait; an IdP that is down does

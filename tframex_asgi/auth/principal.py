@@ -13,7 +13,7 @@ from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedU
 from tframex_asgi.context import RequestState, get_state
 from tframex_asgi.types import Scope
 
-__all__ = ["AUTH_METHODS", "Principal", "set_anonymous", "set_principal"]
+__all__ = ["AUTH_METHODS", "Principal", "set_anonymous", "set_principal", "stored_user_id", "subject_of"]
 
 AUTH_METHODS = ("api_key", "basic", "jwt", "oauth2")
 
@@ -48,6 +48,29 @@ class Principal(BaseUser):
 
     def __repr__(self) -> str:  # never anything secret: ids and names only
         return f"Principal(id={self.id!r}, username={self.username!r}, auth_method={self.auth_method!r})"
+
+
+def stored_user_id(user: object) -> str | None:
+    """The ``users.id`` of an authenticated stored user; None for anonymous callers and for token
+    identities (JWT/OAuth2), whose ``id`` is the IdP's ``sub``: a token whose ``sub`` happens to
+    equal a stored user's UUID must never be taken for that user."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "external", False):
+        return None
+    uid = getattr(user, "id", None)
+    return str(uid) if uid is not None else None
+
+
+def subject_of(user: object) -> str | None:
+    """The owner subject access checks compare: ``users.id`` for stored users,
+    ``<auth method>:<sub>`` for token identities (so ``jwt:<uuid>`` never matches ``<uuid>``)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    uid = getattr(user, "id", None)
+    if uid is None:
+        return None
+    if getattr(user, "external", False):
+        return f"{getattr(user, 'auth_method', 'external')}:{uid}"
+    return str(uid)
 
 
 # Sorted scopes per permission set: a handful of distinct sets (one per role mix and key scope),

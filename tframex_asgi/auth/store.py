@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.base import CredentialError
 from tframex_asgi.auth.cache import TTLCache
+from tframex_asgi.auth.changes import publish_change, watch_changes
 from tframex_asgi.auth.passwords import PasswordHasher
 from tframex_asgi.errors import ConflictError, ValidationError
 
@@ -91,8 +92,9 @@ class IdentityStore:
     """Users and API keys, plus the short-lived caches that keep authentication off the database.
 
     ``key_cache`` maps a key digest to ``(principal, key expiry)``; ``login_cache`` maps a keyed
-    digest of a Basic credential to its principal. ``invalidate()`` empties both; changes made
-    by another process are seen within the caches' TTL.
+    digest of a Basic credential to its principal. ``invalidate()`` empties both; revocations,
+    disabling and password changes made by another process empty them within a second
+    (:mod:`tframex_asgi.auth.changes`).
     """
 
     def __init__(
@@ -166,12 +168,16 @@ class IdentityStore:
             return False
         changed = await self.storage.update("users", user_id, {"is_active": bool(active), "updated_at": self._now()})
         self.invalidate()
+        if changed:
+            await publish_change(self.storage, self.clock, "user.enable" if active else "user.disable", "user", user_id)
         return changed
 
     async def set_password(self, user_id: str, password: str) -> bool:
         hashed = await self.hasher.hash(password)
         changed = await self.storage.update("users", user_id, {"password_hash": hashed, "updated_at": self._now()})
         self.invalidate()
+        if changed:
+            await publish_change(self.storage, self.clock, "user.password", "user", user_id)
         return changed
 
     async def check_password(self, username: str, password: str) -> Row:
@@ -236,9 +242,12 @@ class IdentityStore:
         rows = await self.storage.read("api_keys", {"id": key_id}, limit=1)
         if not rows:
             return False
-        if rows[0].get("revoked_at") is None:
+        fresh = rows[0].get("revoked_at") is None
+        if fresh:
             await self.storage.update("api_keys", key_id, {"revoked_at": self._now()})
         self.invalidate()
+        if fresh:  # other processes drop their caches within a second
+            await publish_change(self.storage, self.clock, "api_key.revoke", "api_key", key_id)
         return True
 
     async def check_api_key(self, key: str) -> tuple[Row, Row]:
@@ -304,4 +313,5 @@ def get_identity_store(services: Services) -> IdentityStore:
         )
         services.extras["identity"] = store
         services.on_shutdown(store.drain)
+        watch_changes(services)
     return store

@@ -18,6 +18,7 @@ __all__ = [
     "JWTConfig",
     "OAuth2Config",
     "RBACConfig",
+    "ResourcesConfig",
     "RoleConfig",
     "SecurityConfig",
 ]
@@ -55,7 +56,8 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 class APIKeyConfig:
     enabled: bool = False
     header_name: str = "X-API-Key"
-    # Seconds a verified key is trusted without a database read (revocation elsewhere shows after this).
+    # Seconds a verified key is trusted without a database read; revocation through the admin
+    # API or CLI reaches every process on the same database within 1 s anyway.
     cache_ttl: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -223,16 +225,46 @@ class RoleConfig:
 
 
 @dataclass(frozen=True)
+class ResourcesConfig:
+    # Agent name -> permission needed to run it wherever it runs: its own route,
+    # /v1/chat/completions with model=<agent>, a flow step, a call from another agent.
+    # "*" applies to every agent not named. Checked in addition to the route's permission.
+    agents: dict[str, str] = field(default_factory=dict)
+    # Tool name -> permission needed to call it: POST /tools/{name}/call and calls an agent makes.
+    tools: dict[str, str] = field(default_factory=dict)
+    # Flow name -> permission needed to run it (its steps still need their agents' permissions).
+    flows: dict[str, str] = field(default_factory=dict)
+
+    def _check(self, path: str) -> None:
+        from tframex_asgi.rbac.permissions import is_permission_name
+
+        for kind in ("agents", "tools", "flows"):
+            for name, perm in getattr(self, kind).items():
+                if not name:
+                    raise ConfigError(f"{path}.{kind}", "a resource name must not be empty")
+                if not is_permission_name(perm):
+                    raise ConfigError(f"{path}.{kind}.{name}", f"not a permission name: {perm!r}")
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Every permission a resource rule names (declared, so ``admin`` holds them)."""
+        return frozenset(p for kind in (self.agents, self.tools, self.flows) for p in kind.values())
+
+
+@dataclass(frozen=True)
 class RBACConfig:
     enabled: bool = True
     # Every stored user holds this role too (None: only what was granted).
     default_role: str | None = "user"
-    # Seconds role tables and a user's grants are cached (changes made elsewhere show up after this).
+    # Seconds role tables and a user's grants are cached; changes made through the admin API or
+    # CLI reach every process on the same database within 1 s anyway.
     cache_ttl: float = 60.0
     # Custom roles (merged over the seed's DEFAULT_ROLES; a seed role named here is replaced).
     roles: dict[str, RoleConfig] = field(default_factory=dict)
     # Extra "METHOD /template" -> permission (or "public") rules for routes of the wrapped app.
     routes: dict[str, str] = field(default_factory=dict)
+    # Per-agent, per-tool and per-flow permissions, enforced where the run happens.
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     # Serve /admin/users, /admin/roles and /admin/api-keys from the TFrameX endpoint.
     admin_api: bool = True
 

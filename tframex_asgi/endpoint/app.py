@@ -26,6 +26,7 @@ from tframex_asgi.endpoint.openai import chat, models, responses
 from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.rbac.resources import ResourceGuard
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
 
@@ -82,6 +83,7 @@ class TFrameXEndpoint:
                 events=self.services.events,
                 clock=self.services.clock,
                 history_limit=self.services.config.server.history_limit,
+                guard=ResourceGuard.for_config(self.services.config),
             )
             self.services.extras["runner"] = runner
         return runner  # type: ignore[no-any-return]

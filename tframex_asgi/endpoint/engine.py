@@ -4,6 +4,11 @@ Installed per request as ``ctx.engine``. It also fixes tframex 1.1.0 behaviour t
 wrong behind an HTTP endpoint: agents named in ``callable_agents`` are dispatched as tools
 (upstream cannot resolve them), memory returns the newest messages, and LLM failures that
 upstream returns as assistant text raise :class:`LLMError`.
+
+It is also where the resource guard (``rbac.resources``) is enforced: every agent run (top
+level, flow step, or called as a tool by another agent), every tool call and every flow asks
+:meth:`InstrumentedEngine.authorize` first, with the permissions of the run's caller, so no
+route or nesting can run what the caller may not.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from tframex_asgi.endpoint.runctx import current_agent_run, current_run, current
 from tframex_asgi.errors import LLMError
 from tframex_asgi.events import AgentFinished, AgentStarted, EventBus, RunInfo, ToolCalled
 from tframex_asgi.llm.openai import TFRAMEX_ERROR_PREFIXES, StrictOpenAIChatLLM
+from tframex_asgi.rbac.resources import ResourceGuard, ResourceKind
 
 __all__ = ["InstrumentedEngine"]
 
@@ -39,10 +45,12 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
         clock: Clock,
         history: dict[str, list[Message]] | None = None,
         history_limit: int = 20,
+        guard: ResourceGuard | None = None,
     ) -> None:
         super().__init__(app, runtime_context)
         self._events = events
         self._clock = clock
+        self._guard = guard
         self._history = dict(history or {})
         self._history_limit = history_limit
 
@@ -56,6 +64,11 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
             if hasattr(agent, "config") and "history_limit" not in agent.config:
                 agent.config["history_limit"] = self._history_limit
         return agent
+
+    def authorize(self, kind: ResourceKind, name: str) -> None:
+        """AuthorizationError unless the run's caller may run this agent, tool or flow."""
+        if self._guard is not None:
+            self._guard.check(kind, name, self._info().permissions)
 
     # -- agents -------------------------------------------------------------------------
 
@@ -111,6 +124,7 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
             raise LLMError(f"LLM of agent {agent_name!r} failed")
 
     async def call_agent(self, agent_name: str, input_message: str | Message, **kwargs: Any) -> Message:
+        self.authorize("agent", agent_name)
         run_id, parent, started = self._start(agent_name, input_message, False)
         run_token = current_agent_run.set(run_id)
         counter = [0]
@@ -135,6 +149,7 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
     async def _instrumented_stream(
         self, agent_name: str, input_message: str | Message, **kwargs: Any
     ) -> AsyncGenerator[MessageChunk, None]:
+        self.authorize("agent", agent_name)
         run_id, parent, started = self._start(agent_name, input_message, True)
         counter = [0]
         parts: list[str] = []
@@ -190,6 +205,8 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
                 reply = await self.call_agent(tool_definition_name, Message(role="user", content=str(message)))
                 result = reply.content or ""
             else:
+                # A refusal becomes the tool's error result: the calling LLM sees it, nothing runs.
+                self.authorize("tool", tool_definition_name)
                 result = await super().execute_tool_by_llm_definition(tool_definition_name, arguments_json_str)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"

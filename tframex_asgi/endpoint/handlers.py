@@ -10,13 +10,22 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from tframex_asgi.auth.principal import stored_user_id, subject_of
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
 from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
-from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ToolError, ValidationError
+from tframex_asgi.errors import (
+    AuthorizationError,
+    LLMError,
+    NotFoundError,
+    TFrameXASGIError,
+    ToolError,
+    ValidationError,
+)
 from tframex_asgi.events import RunInfo
+from tframex_asgi.rbac.resources import rbac_enforced
 from tframex_asgi.storage.base import Row
 
 if TYPE_CHECKING:
@@ -35,12 +44,7 @@ def principal_ids(request: Request) -> tuple[str | None, str | None]:
     namespaced by auth method, so ``jwt:<uuid>`` can never pass for the stored user ``<uuid>``.
     """
     user = request.scope.get("user")
-    if not getattr(user, "is_authenticated", False):
-        return None, None
-    uid = getattr(user, "id", None)
-    if getattr(user, "external", False):
-        return None, f"{getattr(user, 'auth_method', 'external')}:{uid}"
-    return uid, uid
+    return stored_user_id(user), subject_of(user)
 
 
 def user_id(request: Request) -> str | None:
@@ -57,9 +61,28 @@ def owner_check(request: Request) -> Callable[[Row], bool]:
     return lambda row: admin or conversation_owner(row) == me
 
 
+def caller_permissions(request: Request) -> frozenset[str]:
+    """The permissions granted to the caller (``scope["auth"].scopes``; none when anonymous)."""
+    return frozenset(getattr(request.scope.get("auth"), "scopes", ()))
+
+
+def require_data_write(request: Request, ep: TFrameXEndpoint) -> None:
+    """Conversation writes need ``data.write`` (when permissions are enforced at all)."""
+    if rbac_enforced(ep.services.config) and "data.write" not in caller_permissions(request):
+        raise AuthorizationError(
+            "missing permission data.write: this route stores the run in a conversation"
+            " (POST /v1/chat/completions, and POST /v1/responses with store: false, store nothing)"
+        )
+
+
 def run_info(request: Request, conversation_id: str | None = None) -> RunInfo:
     state = get_state(request.scope)
-    info = RunInfo(request_id=state.get("request_id"), user_id=user_id(request), conversation_id=conversation_id)
+    info = RunInfo(
+        request_id=state.get("request_id"),
+        user_id=user_id(request),
+        conversation_id=conversation_id,
+        permissions=caller_permissions(request),
+    )
     # The rate limiter charges token costs from here once the response is over.
     state["usage"] = info.usage
     return info
@@ -159,8 +182,9 @@ async def list_flows(request: Request, ep: TFrameXEndpoint) -> Response:
 
 async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
     name = request.path_params["name"]
-    ep.runner.check_agent(name)
+    ep.runner.check_agent(name, RunInfo(permissions=caller_permissions(request)))
     text, conversation_id, stream = run_request(await json_body(request))
+    require_data_write(request, ep)  # before the conversation is opened or created
     conversations = ep.conversations
     uid, owner = principal_ids(request)
     conversation_id = await conversations.open(conversation_id, uid, owner, name, text[:80], owner_check(request))

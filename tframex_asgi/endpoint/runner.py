@@ -18,26 +18,40 @@ from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run
-from tframex_asgi.errors import NotFoundError, ValidationError
+from tframex_asgi.errors import AuthorizationError, NotFoundError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
 from tframex_asgi.llm.usage import current_usage
+from tframex_asgi.rbac.resources import ResourceGuard, ResourceKind
 
 __all__ = ["AgentRunner"]
 
 
 class AgentRunner:
     def __init__(
-        self, app: TFrameXApp, *, events: EventBus | None = None, clock: Clock | None = None, history_limit: int = 20
+        self,
+        app: TFrameXApp,
+        *,
+        events: EventBus | None = None,
+        clock: Clock | None = None,
+        history_limit: int = 20,
+        guard: ResourceGuard | None = None,
     ) -> None:
         self.app = app
         self.events = events or EventBus()
         self.clock = clock or SystemClock()
         self.history_limit = history_limit
+        self.guard = guard
 
     def _engine(self, history: dict[str, list[Message]] | None = None) -> InstrumentedEngine:
         ctx = TFrameXRuntimeContext(self.app, llm=self.app.default_llm, mcp_manager=self.app._mcp_manager)
         engine = InstrumentedEngine(
-            self.app, ctx, events=self.events, clock=self.clock, history=history, history_limit=self.history_limit
+            self.app,
+            ctx,
+            events=self.events,
+            clock=self.clock,
+            history=history,
+            history_limit=self.history_limit,
+            guard=self.guard,
         )
         ctx.engine = engine
         return engine
@@ -99,8 +113,21 @@ class AgentRunner:
         finally:
             await stream.aclose()
 
-    def check_agent(self, name: str) -> None:
+    def check_agent(self, name: str, info: RunInfo | None = None) -> None:
+        """NotFoundError for an unknown agent; with ``info``, AuthorizationError when its caller
+        may not run it (so a refused stream is a 403, not an error event after a 200)."""
         self._agent(name)
+        if info is not None:
+            self.authorize("agent", name, info)
+
+    def authorize(self, kind: ResourceKind, name: str, info: RunInfo) -> None:
+        """The resource guard's answer for ``info``'s caller (the engine asks it again at run time)."""
+        if self.guard is not None:
+            self.guard.check(kind, name, info.permissions)
+
+    def allows(self, kind: ResourceKind, name: str, info: RunInfo) -> bool:
+        """Whether ``info``'s caller may run this resource (for listings such as /v1/models)."""
+        return self.guard is None or self.guard.allows(kind, name, info.permissions)
 
     async def run_flow(self, name: str, text: str, info: RunInfo) -> tuple[str, FlowContext]:
         flow = self.app.get_flow(name)
@@ -108,7 +135,17 @@ class AgentRunner:
             raise NotFoundError(f"no flow named {name!r}")
         run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
         try:
-            return await run_flow(flow, text, self._engine(), events=self.events, clock=self.clock)
+            engine = self._engine()
+            engine.authorize("flow", name)
+            # Agent steps are checked up front, so a refused step 3 does not leave steps 1-2 run;
+            # every agent (patterns' too) is checked again as it runs.
+            for step in flow.steps:
+                if isinstance(step, str):
+                    try:
+                        engine.authorize("agent", step)
+                    except AuthorizationError as exc:
+                        raise AuthorizationError(f"flow {name!r} cannot run step {step!r}: {exc.message}") from None
+            return await run_flow(flow, text, engine, events=self.events, clock=self.clock)
         finally:
             current_run.reset(run_token)
             current_usage.reset(usage_token)
@@ -120,7 +157,9 @@ class AgentRunner:
             raise ValidationError("'arguments' must be a JSON object")
         token = current_run.set(info)
         try:
-            result = await self._engine().execute_tool_by_llm_definition(name, json.dumps(arguments))
+            engine = self._engine()
+            engine.authorize("tool", name)  # a 403 here; inside a run the LLM gets the refusal
+            result = await engine.execute_tool_by_llm_definition(name, json.dumps(arguments))
         finally:
             current_run.reset(token)
         if isinstance(result, dict) and "error" in result:

@@ -39,6 +39,7 @@ _AUTH_REASONS = frozenset(
     (
         "missing_credentials",
         "invalid_credentials",
+        "multiple_credentials",
         "invalid_token",
         "expired_token",
         "revoked_key",

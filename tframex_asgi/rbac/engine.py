@@ -2,8 +2,9 @@
 
 Roles, permissions and grants live in the seed's tables (``roles``, ``permissions``,
 ``role_permissions``, ``user_roles``). The role table is small and read on every request, so it
-is held in memory and reloaded when its TTL runs out (changes made by another process show up
-within ``rbac.cache_ttl``) or at once after a change made through this engine. Inheritance
+is held in memory and reloaded when its TTL runs out, at once after a change made through this
+engine, and within a second after a change made by another process (the change signal of
+:mod:`tframex_asgi.auth.changes`). Inheritance
 edges are stored as ``role_permissions`` rows pointing at a pseudo-permission
 ``@role:<parent>`` so the seed schema needs no extra column.
 """
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tframex_asgi.auth.changes import publish_change, watch_changes
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.security import RBACConfig
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
@@ -60,11 +62,14 @@ def _declared_roles(config: RBACConfig) -> dict[str, Role]:
     return roles
 
 
-def _declared_permissions(roles: Iterable[Role]) -> dict[str, str]:
+def _declared_permissions(roles: Iterable[Role], config: RBACConfig) -> dict[str, str]:
     perms = dict(PERMISSIONS)
     for role in roles:
         for p in role.permissions:
             perms.setdefault(p, "")
+    # Permissions only resource rules name exist too: admin holds them, keys may be scoped to them.
+    for p in sorted(config.resources.permissions):
+        perms.setdefault(p, "")
     return perms
 
 
@@ -95,7 +100,7 @@ class RBACEngine:
         self.ttl = self.config.cache_ttl
         declared = _declared_roles(self.config)
         # Usable before start(): the declared roles resolve without storage.
-        self._snap = _Snapshot(dict(declared), {}, frozenset(_declared_permissions(declared.values())))
+        self._snap = _Snapshot(dict(declared), {}, frozenset(_declared_permissions(declared.values(), self.config)))
         self._loaded_at = float("-inf")
         self._users: dict[str, tuple[float, frozenset[str]]] = {}
         self._memo: dict[frozenset[str], frozenset[str]] = {}
@@ -107,7 +112,7 @@ class RBACEngine:
     async def start(self) -> None:
         """Seed permissions and declared roles (idempotent, safe with several processes), load."""
         declared = _declared_roles(self.config)
-        await store.seed(self.storage, _declared_permissions(declared.values()), declared)
+        await store.seed(self.storage, _declared_permissions(declared.values(), self.config), declared)
         await self.reload()
         self.started = True
 
@@ -225,6 +230,8 @@ class RBACEngine:
         assigned_by = assigner if _is_uuid(assigner) and not getattr(by, "external", False) else None
         created = await store.link_user(self.storage, user_id, str(target.id), assigned_by)
         self.invalidate(user_id)
+        if created:
+            await publish_change(self.storage, self.clock, "role.grant", "user_role", user_id)
         return created
 
     async def revoke(self, user_id: str, role: str, *, by: Any = None) -> bool:
@@ -238,6 +245,8 @@ class RBACEngine:
                 raise ConflictError("refusing to revoke admin from the last admin")
         removed = await store.unlink_user(self.storage, user_id, str(target.id))
         self.invalidate(user_id)
+        if removed:
+            await publish_change(self.storage, self.clock, "role.revoke", "user_role", user_id)
         return removed
 
     async def create_role(
@@ -268,6 +277,7 @@ class RBACEngine:
         role = Role(name, perms, parents, description)
         await store.write_role(self.storage, role)
         self.invalidate()
+        await publish_change(self.storage, self.clock, "role.create", "role", name)
         await self._fresh()
         return self._role(name)
 
@@ -283,6 +293,7 @@ class RBACEngine:
         check_can_assign(by, self.permissions_for_roles([name]), what=f"deleting role {name!r}")
         await store.delete_role(self.storage, role.id)
         self.invalidate()
+        await publish_change(self.storage, self.clock, "role.delete", "role", name)
         return True
 
 
@@ -311,4 +322,5 @@ def get_rbac(services: Services) -> RBACEngine:
         engine = RBACEngine(storage, services.clock, services.config.security.rbac)
         services.extras["rbac"] = engine
         services.on_startup(engine.start)
+        watch_changes(services)
     return engine  # type: ignore[no-any-return]

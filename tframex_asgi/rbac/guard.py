@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from tframex_asgi.auth.principal import subject_of
 from tframex_asgi.context import get_state
 from tframex_asgi.types import Scope
 
@@ -49,9 +50,8 @@ def owns(scope: Scope, owner_id: str | None) -> bool:
     """
     if ADMIN_PERMISSION in granted(scope):
         return True
-    user = scope.get("user")
-    me = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
-    return me is not None and owner_id is not None and str(owner_id) == str(me)
+    me = subject_of(scope.get("user"))  # namespaced: a token's sub never passes for a stored user
+    return me is not None and owner_id is not None and str(owner_id) == me
 
 
 def _denial(scope: Scope, missing: list[str]) -> tuple[int, str, str]:

@@ -143,6 +143,7 @@ async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
     reserved = check_model(ep, body.get("model"))
     req = parse_chat_request(body, reserved)
     info = run_info(request)
+    ep.runner.check_agent(req.model, info)  # per-agent rules: a 403 before any stream starts
     overlay = RunOverlay(req.tools, req.instructions)
     if req.stream:
         return StreamingResponse(_stream(ep, req, info, overlay), media_type="text/event-stream", headers=SSE_HEADERS)

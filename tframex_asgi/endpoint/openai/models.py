@@ -1,7 +1,8 @@
 """``GET /v1/models`` and ``GET /v1/models/{id}``: the agents, as OpenAI models.
 
-The route needs ``agent.execute`` (what running a model needs), so every agent listed is one the
-caller may run. Flows are not models: they take one input and keep no conversation.
+The route needs ``agent.execute`` (what running a model needs), and an agent the resource guard
+(``rbac.resources``) keeps from the caller is neither listed nor found: every model listed is one
+the caller may run. Flows are not models: they take one input and keep no conversation.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tframex_asgi.endpoint.handlers import caller_permissions
 from tframex_asgi.endpoint.openai.errors import ModelNotFound, ParamError
+from tframex_asgi.events import RunInfo
 
 if TYPE_CHECKING:
     from tframex_asgi.endpoint.app import TFrameXEndpoint
@@ -44,11 +47,15 @@ def check_model(ep: TFrameXEndpoint, model: Any) -> tuple[str, ...]:
 
 
 async def list_models(request: Request, ep: TFrameXEndpoint) -> Response:
-    created = _created(ep)
-    return JSONResponse({"object": "list", "data": [_model(name, created) for name in ep.tframex._agents]})
+    created, caller = _created(ep), RunInfo(permissions=caller_permissions(request))
+    runnable = [name for name in ep.tframex._agents if ep.runner.allows("agent", name, caller)]
+    return JSONResponse({"object": "list", "data": [_model(name, created) for name in runnable]})
 
 
 async def get_model(request: Request, ep: TFrameXEndpoint) -> Response:
     name = request.path_params["id"]
     check_model(ep, name)
+    # A model the caller may not run looks exactly like a missing one.
+    if not ep.runner.allows("agent", name, RunInfo(permissions=caller_permissions(request))):
+        raise ModelNotFound(name)
     return JSONResponse(_model(name, _created(ep)))

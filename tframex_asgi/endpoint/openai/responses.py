@@ -19,7 +19,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from tframex import Message
 from tframex.models.primitives import FunctionCall, ToolCall
 
-from tframex_asgi.endpoint.handlers import failure, json_body, owner_check, principal_ids, run_info
+from tframex_asgi.endpoint.handlers import (
+    caller_permissions,
+    failure,
+    json_body,
+    owner_check,
+    principal_ids,
+    require_data_write,
+    run_info,
+)
 from tframex_asgi.endpoint.openai.chat import flag
 from tframex_asgi.endpoint.openai.errors import ParamError
 from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
@@ -241,7 +249,12 @@ async def _turn(request: Request, ep: TFrameXEndpoint, req: ResponsesRequest) ->
 async def create_response(request: Request, ep: TFrameXEndpoint) -> Response:
     body = await json_body(request)
     reserved = check_model(ep, body.get("model"))
-    turn = await _turn(request, ep, parse_responses_request(body, reserved))
+    req = parse_responses_request(body, reserved)
+    # Per-agent rules, and data.write for a stored turn, before anything is written or streamed.
+    ep.runner.check_agent(req.model, RunInfo(permissions=caller_permissions(request)))
+    if req.store:
+        require_data_write(request, ep)
+    turn = await _turn(request, ep, req)
     if turn.req.stream:
         from tframex_asgi.endpoint.openai.responses_stream import stream_response
 
