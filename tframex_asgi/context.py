@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tframex_asgi.http import send_json_error
+from tframex_asgi.openai_shape import openai_error_send
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state", "new_request_id"]
@@ -118,6 +119,7 @@ class RequestContextMiddleware:
         header_name: str | None = "X-Request-ID",
         trust_request_id: bool = True,
         trusted_proxies: Iterable[str] = (),
+        openai_prefix: str | None = None,
     ) -> None:
         if header_name is not None and (not header_name or not header_name.isascii()):
             raise ValueError("header_name must be a non-empty ASCII header name, or None")
@@ -127,6 +129,8 @@ class RequestContextMiddleware:
         self.echo = header_name is not None
         self.trust_request_id = trust_request_id and header_name is not None
         self.proxies = TrustedProxies(trusted_proxies)
+        # Paths whose error bodies leave in OpenAI's shape (set when the TFrameX endpoint is served).
+        self.openai_prefix = openai_prefix
 
     def _request_id(self, scope: Scope) -> str:
         if self.trust_request_id:
@@ -155,6 +159,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
+        if self.openai_prefix is not None and scope["path"].startswith(self.openai_prefix):
+            send = openai_error_send(send)
         header_name = self.header
         echo = self.echo
         size = len(header_name)

@@ -16,4 +16,5 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         header_name=cfg.server.request_id_header,
         trust_request_id=cfg.server.trust_request_id,
         trusted_proxies=cfg.security.trusted_proxies,
+        openai_prefix=services.extras.get("openai_prefix"),
     )

@@ -96,7 +96,7 @@ async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> 
             "/v1/chat/completions",
             {"model": "nope", "messages": [{"role": "user", "content": "x"}]},
             404,
-            "not_found",
+            "model_not_found",
         ),
     ],
 )
@@ -135,6 +135,41 @@ async def test_openai_sdk_against_chat_completions() -> None:
         )
         parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         assert "".join(parts) == "ECHO: QUIET"
+
+
+async def test_chat_accepts_null_for_unset_parameters(client: httpx.AsyncClient) -> None:
+    unset = {"n": None, "stream": None, "stream_options": None, "parallel_tool_calls": None, "tools": None}
+    body = {"model": "assistant", "messages": [{"role": "user", "content": "hi"}], **unset}
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200 and resp.json()["choices"][0]["message"]["content"] == "Echo: hi"
+    wrong = {**body, "stream": True, "stream_options": {"include_usage": 1}}
+    bad = await client.post("/v1/chat/completions", json=wrong)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "stream_options.include_usage"
+
+
+async def test_openai_sdk_sees_llm_failures_as_openai_errors() -> None:
+    stack = make_stack(OfflineLLM(fail_on="BOOM"))
+    async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack)) as http:
+        sdk = openai.AsyncOpenAI(base_url="http://t/v1", api_key="unused", http_client=http, max_retries=0)
+        boom = [{"role": "user", "content": "BOOM"}]
+        with pytest.raises(openai.InternalServerError) as failed:
+            await sdk.chat.completions.create(model="assistant", messages=boom)
+        assert (failed.value.status_code, failed.value.type, failed.value.code) == (502, "server_error", "llm_error")
+        stream = await sdk.chat.completions.create(model="assistant", messages=boom, stream=True)
+        with pytest.raises(openai.APIError) as mid_stream:
+            [c async for c in stream]
+        assert mid_stream.value.code == "llm_error"
+        events = [e async for e in await sdk.responses.create(model="assistant", input="BOOM", stream=True)]
+        assert [e.type for e in events] == ["response.created", "response.in_progress", "response.failed"]
+        assert events[-1].response.status == "failed" and events[-1].response.error.code == "llm_error"
+        with pytest.raises(openai.InternalServerError):
+            await sdk.responses.create(model="assistant", input="BOOM")
+        # The failed stored turn left no half conversation behind: nothing was appended.
+        rows = await stack.services.storage.read("messages", None)
+        assert [r["content"] for r in rows if "BOOM" in (r["content"] or "")] == []
+        # Unknown /v1 routes answer in OpenAI's shape too.
+        missing = await http.get("http://t/v1/nowhere")
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
 
 
 async def test_fifty_concurrent_runs_some_streaming_no_cross_talk() -> None:

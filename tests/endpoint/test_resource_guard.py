@@ -184,7 +184,31 @@ def test_real_serve_and_openai_sdk_obey_resource_rules(tmp_path) -> None:
         assert "shout.use" in str(denied.value)
         with pytest.raises(openai.PermissionDeniedError):
             alice.chat.completions.create(model="shouter", messages=hi, stream=True)
+        # /v1/models lists only what the caller may run; a guarded model looks missing.
+        assert {m.id for m in alice.models.list().data} == {"assistant", "calculator"}
+        with pytest.raises(openai.NotFoundError):
+            alice.models.retrieve("shouter")
+        with pytest.raises(openai.PermissionDeniedError):
+            alice.responses.create(model="shouter", input="hi")
+        with pytest.raises(openai.PermissionDeniedError):
+            alice.responses.create(model="shouter", input="hi", stream=True)
+        assert alice.responses.create(model="assistant", input="hi").output_text == "Echo: hi"
         admin = openai.OpenAI(base_url=server.url + "/v1", api_key=admin_key, max_retries=0)
         assert admin.chat.completions.create(model="shouter", messages=hi).choices[0].message.content == "ECHO: HI"
+        assert "shouter" in {m.id for m in admin.models.list().data}
+        assert admin.responses.create(model="shouter", input="hi").output_text == "ECHO: HI"
+        # A stored response writes a conversation: data.write, as POST /agents/{name}/run needs.
+        import httpx
+
+        made = httpx.post(
+            server.url + "/admin/api-keys",
+            headers={"X-API-Key": admin_key},
+            json={"name": "runner", "scopes": ["agent.execute"]},
+        )
+        runner = openai.OpenAI(base_url=server.url + "/v1", api_key=made.json()["key"], max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as no_write:
+            runner.responses.create(model="assistant", input="hi")
+        assert "data.write" in str(no_write.value)
+        assert runner.responses.create(model="assistant", input="hi", store=False).output_text == "Echo: hi"
     finally:
         server.stop()

@@ -13,7 +13,12 @@ __all__ = ["RateLimitConfig"]
 
 Strategy = Literal["moving-window", "fixed-window", "sliding-window-counter"]
 # The endpoint's routes that run an LLM and report state["usage"].
-DEFAULT_TOKEN_ROUTES = ("POST /agents/{name}/run", "POST /flows/{name}/run", "POST /v1/chat/completions")
+DEFAULT_TOKEN_ROUTES = (
+    "POST /agents/{name}/run",
+    "POST /flows/{name}/run",
+    "POST /v1/chat/completions",
+    "POST /v1/responses",
+)
 
 
 def _check_limit(value: str, path: str) -> None:

@@ -2,8 +2,9 @@
 
 Routes (permission enforced by the authorization layer, see DESIGN.md): GET /healthz, /readyz;
 GET /agents, POST /agents/{name}/run; GET /tools, POST /tools/{name}/call; GET /flows,
-POST /flows/{name}/run; GET/DELETE /conversations[/{id}]; POST /v1/chat/completions; plus
-routes other features register in ``services.extras["routes"]`` (admin, metrics, audit).
+POST /flows/{name}/run; GET/DELETE /conversations[/{id}]; the OpenAI-compatible
+POST /v1/chat/completions, POST /v1/responses, GET /v1/models[/{id}]; plus routes other features
+register in ``services.extras["routes"]`` (admin, metrics, audit).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import handlers
 from tframex_asgi.endpoint.conversations import ConversationStore
+from tframex_asgi.endpoint.openai import chat, models, responses
+from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.rbac.resources import ResourceGuard
@@ -56,6 +59,8 @@ class TFrameXEndpoint:
         self._services = services
         self._owns_services = False
         self._router = None
+        # The stack reshapes its own errors (401/403/413/429) for these paths, see context.py.
+        services.extras["openai_prefix"] = OPENAI_PREFIX
         # Open the storage now so its connect hook runs at startup, not lazily mid-request.
         services.storage  # noqa: B018
         if services.config.persistence.enabled:
@@ -88,12 +93,15 @@ class TFrameXEndpoint:
         return ConversationStore(self.services.storage, self.services.clock)
 
     def _route(self, path: str, handler: Handler, methods: list[str]) -> Route:
+        # OpenAI clients read OpenAI's error shape (a superset of ours) on /v1.
+        to_response = openai_error_response if path.startswith(OPENAI_PREFIX) else error_response
+
         async def endpoint(request: Request) -> Response:
             get_state(request.scope)["route"] = path
             try:
                 return await handler(request, self)
             except TFrameXASGIError as exc:
-                return error_response(exc)
+                return to_response(exc)
 
         return Route(path, endpoint, methods=methods)
 
@@ -111,13 +119,19 @@ class TFrameXEndpoint:
             r("/conversations", handlers.list_conversations, ["GET"]),
             r("/conversations/{id}", handlers.get_conversation, ["GET"]),
             r("/conversations/{id}", handlers.delete_conversation, ["DELETE"]),
-            r("/v1/chat/completions", handlers.chat_completions, ["POST"]),
+            r("/v1/chat/completions", chat.chat_completions, ["POST"]),
+            r("/v1/responses", responses.create_response, ["POST"]),
+            r("/v1/models", models.list_models, ["GET"]),
+            r("/v1/models/{id}", models.get_model, ["GET"]),
         ]
         return own + list(self.services.extras.get("routes", ()))
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         get_state(scope)["route"] = "<unmatched>"
-        response = JSONResponse({"error": {"code": "not_found", "message": "no such route"}}, status_code=404)
+        body: dict[str, Any] = {"error": {"code": "not_found", "message": "no such route"}}
+        if str(scope.get("path", "")).startswith(OPENAI_PREFIX):
+            body = openai_error(404, "not_found", "no such route")
+        response = JSONResponse(body, status_code=404)
         await response(scope, receive, send)
 
     # -- ASGI ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tframex import Message
+from tframex.models.primitives import ToolCall
 
 from tframex_asgi.clock import Clock
 from tframex_asgi.errors import NotFoundError, ValidationError
@@ -36,6 +37,17 @@ def conversation_owner(row: Row) -> str | None:
 
 def _jsonable(row: Row) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def _message(row: Row) -> Message:
+    calls = row.get("tool_calls")
+    return Message(
+        role=row["role"],
+        content=row.get("content"),
+        tool_calls=[ToolCall.model_validate(c) for c in calls] if calls else None,
+        tool_call_id=row.get("tool_call_id"),
+        name=row.get("name"),
+    )
 
 
 class ConversationStore:
@@ -96,22 +108,28 @@ class ConversationStore:
             offset=max(0, total - limit),
             limit=limit,
         )
-        return [Message(role=r["role"], content=r.get("content")) for r in rows if r["role"] in ("user", "assistant")]
+        return [_message(r) for r in rows if r["role"] in ("user", "assistant", "tool", "system")]
 
-    async def append(self, conversation_id: str, messages: Sequence[tuple[str, str | None]]) -> None:
+    async def append(self, conversation_id: str, messages: Sequence[tuple[str, str | None] | Message]) -> None:
+        """Store a turn: ``(role, text)`` pairs, or messages with their tool calls/results."""
         base = self._now()
-        rows = [
-            {
+        rows = []
+        for i, item in enumerate(messages):
+            m = item if isinstance(item, Message) else Message(role=item[0], content=item[1])
+            row: dict[str, Any] = {
                 "id": str(uuid.uuid4()),
                 "conversation_id": conversation_id,
-                "role": role,
-                "content": content,
+                "role": m.role,
+                "content": m.content,
                 # Distinct, ordered timestamps keep a turn's messages in order on every backend
                 # (whole microseconds: adding 1e-6 to a float epoch can round to the same one).
                 "created_at": base + timedelta(microseconds=i),
             }
-            for i, (role, content) in enumerate(messages)
-        ]
+            if m.tool_calls:
+                row["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+            if m.tool_call_id is not None:
+                row["tool_call_id"], row["name"] = m.tool_call_id, m.name
+            rows.append(row)
         await self.storage.write_many("messages", rows)
         await self.storage.update("conversations", conversation_id, {"updated_at": self._now()})
 

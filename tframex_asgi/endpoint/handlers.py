@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tframex_asgi.auth.principal import stored_user_id, subject_of
 from tframex_asgi.context import get_state
-from tframex_asgi.endpoint import openai_compat
 from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
@@ -73,7 +71,7 @@ def require_data_write(request: Request, ep: TFrameXEndpoint) -> None:
     if rbac_enforced(ep.services.config) and "data.write" not in caller_permissions(request):
         raise AuthorizationError(
             "missing permission data.write: this route stores the run in a conversation"
-            " (POST /v1/chat/completions stores nothing)"
+            " (POST /v1/chat/completions, and POST /v1/responses with store: false, store nothing)"
         )
 
 
@@ -292,39 +290,3 @@ async def delete_conversation(request: Request, ep: TFrameXEndpoint) -> Response
     row = await _owned(request, ep)
     await ep.conversations.delete(str(row["id"]))
     return Response(status_code=204)
-
-
-# -- OpenAI-compatible --------------------------------------------------------------------------
-
-
-async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
-    model, text, history, stream = openai_compat.parse_chat_request(await json_body(request))
-    info = run_info(request)
-    ep.runner.check_agent(model, info)
-    if stream:
-        return StreamingResponse(
-            _stream_chat(ep, model, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
-        )
-    try:
-        result = await ep.runner.run_agent(model, text, info, history)
-    except Exception as exc:
-        raise failure(exc) from exc
-    return JSONResponse(openai_compat.completion(model, result.content, info.usage))
-
-
-async def _stream_chat(
-    ep: TFrameXEndpoint, model: str, text: str, info: RunInfo, history: list[Any]
-) -> AsyncIterator[bytes]:
-    cid = f"chatcmpl-{uuid.uuid4().hex}"
-    yield sse(openai_compat.chunk(cid, model, {"role": "assistant", "content": ""}))
-    try:
-        async for chunk in ep.runner.stream_agent(model, text, info, history):
-            if chunk.content:
-                yield sse(openai_compat.chunk(cid, model, {"content": chunk.content}))
-    except Exception as exc:
-        err = failure(exc)
-        yield sse({"error": {"code": err.code, "message": err.message}})
-        yield sse("[DONE]")
-        return
-    yield sse(openai_compat.chunk(cid, model, {}, "stop"))
-    yield sse("[DONE]")

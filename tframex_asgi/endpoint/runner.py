@@ -16,6 +16,7 @@ from tframex import FlowContext, Message, MessageChunk, TFrameXApp, TFrameXRunti
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
+from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run
 from tframex_asgi.errors import AuthorizationError, NotFoundError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
@@ -59,23 +60,44 @@ class AgentRunner:
         if name not in self.app._agents:
             raise NotFoundError(f"no agent named {name!r}")
 
-    async def run_agent(self, name: str, text: str, info: RunInfo, history: Sequence[Message] = ()) -> Message:
+    def _prepare(
+        self, name: str, history: Sequence[Message], overlay: RunOverlay | None
+    ) -> InstrumentedEngine:
         self._agent(name)
         engine = self._engine({name: list(history)})
+        if overlay is not None and overlay.needed:
+            overlay.install(engine._get_agent_instance(name))
+        return engine
+
+    async def run_agent(
+        self,
+        name: str,
+        text: str | Message,
+        info: RunInfo,
+        history: Sequence[Message] = (),
+        overlay: RunOverlay | None = None,
+    ) -> Message:
+        """Run agent ``name`` on ``text`` (a user message, or a tool result ending a turn);
+        ``overlay`` adds an OpenAI client's tools and instructions to this run only."""
+        engine = self._prepare(name, history, overlay)
         run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
         try:
-            result: Message = await engine.call_agent(name, Message(role="user", content=text))
+            result: Message = await engine.call_agent(name, _message(text))
             return result
         finally:
             current_run.reset(run_token)
             current_usage.reset(usage_token)
 
     async def stream_agent(
-        self, name: str, text: str, info: RunInfo, history: Sequence[Message] = ()
+        self,
+        name: str,
+        text: str | Message,
+        info: RunInfo,
+        history: Sequence[Message] = (),
+        overlay: RunOverlay | None = None,
     ) -> AsyncGenerator[MessageChunk, None]:
         """Chunks of the agent's answer as they arrive (call after checking the agent exists)."""
-        self._agent(name)
-        stream = self._engine({name: list(history)}).call_agent_stream(name, Message(role="user", content=text))
+        stream = self._prepare(name, history, overlay).call_agent_stream(name, _message(text))
         try:
             while True:
                 # Set per step: the consumer may drive the generator from another task.
@@ -173,6 +195,10 @@ class AgentRunner:
             }
             for f in self.app._flows.values()
         ]
+
+
+def _message(text: str | Message) -> Message:
+    return text if isinstance(text, Message) else Message(role="user", content=text)
 
 
 class ToolFailed(RuntimeError):

@@ -71,6 +71,9 @@ ENDPOINT_ROUTES: Final = MappingProxyType(
         "GET /conversations/{id}": "data.read",
         "DELETE /conversations/{id}": "data.delete",
         "POST /v1/chat/completions": "agent.execute",
+        "POST /v1/responses": "agent.execute",
+        "GET /v1/models": "agent.execute",
+        "GET /v1/models/{id}": "agent.execute",
         "GET /metrics": "metrics.view",
         "GET /audit": "audit.view",
         # Admin API (tframex_asgi.admin.routes).
