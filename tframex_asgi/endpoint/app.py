@@ -23,12 +23,16 @@ from tframex_asgi.endpoint import handlers
 from tframex_asgi.endpoint.conversations import ConversationStore
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.mcp.capture import install as _install_mcp_capture
+from tframex_asgi.mcp.wiring import attach_mcp
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
 
 __all__ = ["TFrameXEndpoint", "create_app"]
 
 logger = logging.getLogger("tframex_asgi.endpoint")
+# Apps built after this import keep their mcp_config_file even outside an event loop.
+_install_mcp_capture()
 Handler = Callable[[Request, "TFrameXEndpoint"], Awaitable[Response]]
 
 
@@ -38,15 +42,23 @@ def error_response(exc: TFrameXASGIError) -> JSONResponse:
 
 class TFrameXEndpoint:
     """Serve ``app`` over HTTP. Wrap it with :func:`tframex_asgi.build_stack` for the
-    enterprise layers; alone it runs with an in-memory conversation store and no security."""
+    enterprise layers; alone it runs with an in-memory conversation store and no security.
 
-    def __init__(self, app: TFrameXApp, *, services: Services | None = None) -> None:
+    ``mcp_config_file`` overrides the app's own (needed only for an app built before
+    ``tframex_asgi.endpoint`` was imported, outside an event loop: tframex forgot it then)."""
+
+    def __init__(
+        self, app: TFrameXApp, *, services: Services | None = None, mcp_config_file: str | None = None
+    ) -> None:
         if not isinstance(app, TFrameXApp):
             raise TypeError(f"expected a tframex.TFrameXApp, got {type(app).__name__}")
         self.tframex = app
+        self.mcp_config_file = mcp_config_file
         self._services = services
         self._owns_services = services is None
         self._router: Router | None = None
+        if services is not None:
+            attach_mcp(app, services, mcp_config_file)
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -57,6 +69,7 @@ class TFrameXEndpoint:
         self._router = None
         # Open the storage now so its connect hook runs at startup, not lazily mid-request.
         services.storage  # noqa: B018
+        attach_mcp(self.tframex, services, self.mcp_config_file)
         if services.config.persistence.enabled:
             from tframex_asgi.storage.recorder import enable_recording
 
@@ -66,6 +79,7 @@ class TFrameXEndpoint:
     def services(self) -> Services:
         if self._services is None:
             self._services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
+            attach_mcp(self.tframex, self._services, self.mcp_config_file)
         return self._services
 
     @property
@@ -77,6 +91,7 @@ class TFrameXEndpoint:
                 events=self.services.events,
                 clock=self.services.clock,
                 history_limit=self.services.config.server.history_limit,
+                mcp=self.services.extras.get("mcp"),
             )
             self.services.extras["runner"] = runner
         return runner  # type: ignore[no-any-return]
@@ -135,18 +150,15 @@ class TFrameXEndpoint:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    # MCP servers start and stop with the services (see tframex_asgi.mcp).
                     if self._owns_services:
                         await self.services.startup()
-                    if self.tframex._mcp_manager is not None:
-                        await self.tframex.initialize_mcp_servers()
                 except Exception as exc:
                     logger.exception("endpoint startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.tframex._mcp_manager is not None:
-                    await self.tframex.shutdown_mcp_servers()
                 if self._owns_services:
                     await self.services.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})

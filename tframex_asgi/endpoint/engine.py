@@ -21,6 +21,7 @@ from tframex_asgi.endpoint.runctx import current_agent_run, current_run, current
 from tframex_asgi.errors import LLMError
 from tframex_asgi.events import AgentFinished, AgentStarted, EventBus, RunInfo, ToolCalled
 from tframex_asgi.llm.openai import TFRAMEX_ERROR_PREFIXES, StrictOpenAIChatLLM
+from tframex_asgi.mcp.hub import MCPHub
 
 __all__ = ["InstrumentedEngine"]
 
@@ -189,6 +190,9 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
                 message = arguments.get("input_message", "") if isinstance(arguments, dict) else str(arguments)
                 reply = await self.call_agent(tool_definition_name, Message(role="user", content=str(message)))
                 result = reply.content or ""
+            elif kind == "mcp" and isinstance(self._runtime_context.mcp_manager, MCPHub):
+                # Not tframex's MCP path: it turns "server down" into text, and it has no timeout.
+                result = await self._runtime_context.mcp_manager.call_tool(tool_definition_name, arguments)
             else:
                 result = await super().execute_tool_by_llm_definition(tool_definition_name, arguments_json_str)
         except Exception as exc:
