@@ -195,10 +195,13 @@ class MCPServer:
             async with stdio_client(params) as (read, write):
                 yield read, write
         elif cfg.type == "streamable-http":
-            from mcp.client.streamable_http import streamablehttp_client
+            import httpx
+            from mcp.client import streamable_http
 
             assert cfg.url is not None
-            async with streamablehttp_client(cfg.url, headers=dict(cfg.headers) or None) as (read, write, _):
+            # The SDK's own timeouts (30 s, 5 min between stream events); our bound is tool_call_timeout.
+            http = httpx.AsyncClient(headers=dict(cfg.headers), timeout=httpx.Timeout(30.0, read=300.0))
+            async with http, streamable_http.streamable_http_client(cfg.url, http_client=http) as (read, write, _):
                 yield read, write
         else:
             from mcp.client.sse import sse_client
