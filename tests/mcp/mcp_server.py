@@ -2,7 +2,7 @@
 
 Tools: ``add`` (works), ``fail`` (raises: a failing tool), ``env`` (reads one environment
 variable: the isolation test), ``crash`` (the process dies mid-call), ``sleep`` (outlives a
-short call timeout).
+short call timeout); one resource and one prompt for tframex's MCP meta-tools.
 """
 
 from __future__ import annotations
@@ -45,6 +45,18 @@ def sleep(seconds: float) -> str:
     """Sleeps (blocking the server) and answers."""
     time.sleep(seconds)
     return "awake"
+
+
+@server.resource("notes://greeting")
+def greeting() -> str:
+    """A fixed note."""
+    return "hello from a resource"
+
+
+@server.prompt()
+def review(code: str) -> str:
+    """Ask for a review of some code."""
+    return f"Please review: {code}"
 
 
 if __name__ == "__main__":

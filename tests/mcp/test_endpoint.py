@@ -168,3 +168,25 @@ async def test_lifespan_stops_servers_without_cancel_scope_errors(
     assert {s.state for s in hub.servers.values()} == {"stopped"}
     text = caplog.text
     assert "cancel scope" not in text and "Traceback" not in text and "no running event loop" not in text
+
+
+async def test_tframex_meta_tools_read_the_hub(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"math": stdio()})
+    stack = create_app(build_app(config), enable_security=False)
+    async with stack, client(stack) as c:
+
+        async def meta(name: str, **arguments: Any) -> Any:
+            r = await c.post(f"/tools/{name}/call", json={"arguments": arguments})
+            assert r.status_code == 200, r.text
+            return r.json()["result"]
+
+        assert "Alias: math" in await meta("tframex_list_mcp_servers")
+        assert "notes://greeting" in str(await meta("tframex_list_mcp_resources", server_alias="math"))
+        assert "hello from a resource" in str(
+            await meta("tframex_read_mcp_resource", server_alias="math", resource_uri="notes://greeting")
+        )
+        assert "review" in str(await meta("tframex_list_mcp_prompts", server_alias="math"))
+        used = await meta(
+            "tframex_use_mcp_prompt", server_alias="math", prompt_name="review", arguments={"code": "x=1"}
+        )
+        assert "Please review: x=1" in str(used)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.shared.exceptions import McpError
-from mcp.types import CONNECTION_CLOSED, CallToolResult, Tool
+from mcp.types import CONNECTION_CLOSED, CallToolResult, TextResourceContents, Tool
+from pydantic import AnyUrl
 
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.errors import ServiceUnavailableError
@@ -123,10 +124,27 @@ class MCPServer:
 
     # -- calls ----------------------------------------------------------------------------
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+    def _live(self) -> ClientSession:
         session = self._session
         if session is None or self.state != "up":
             raise MCPUnavailable(f"MCP server {self.server_alias!r} is {self.state}")
+        return session
+
+    async def read_mcp_resource(self, uri: str) -> Any:
+        """For tframex's ``tframex_read_mcp_resource`` meta-tool: the text, when the resource is text
+        (the meta-tool only understands a string, not the SDK's ``ReadResourceResult``)."""
+        with anyio.fail_after(self.config.tool_call_timeout):
+            result = await self._live().read_resource(AnyUrl(uri))
+        texts = [c.text for c in result.contents if isinstance(c, TextResourceContents)]
+        return "\n".join(texts) if len(texts) == len(result.contents) else result
+
+    async def get_mcp_prompt(self, name: str, arguments: dict[str, Any]) -> Any:
+        """For tframex's ``tframex_use_mcp_prompt`` meta-tool."""
+        with anyio.fail_after(self.config.tool_call_timeout):
+            return await self._live().get_prompt(name, {k: str(v) for k, v in (arguments or {}).items()})
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        session = self._live()
         limit = self.config.tool_call_timeout
         try:
             with anyio.fail_after(limit):
@@ -220,8 +238,13 @@ class MCPServer:
             )
             with anyio.fail_after(cfg.init_step_timeout):
                 init = await session.initialize()
-                listed = await session.list_tools() if init.capabilities.tools else None
+                caps = init.capabilities
+                listed = await session.list_tools() if caps.tools else None
+                resources = await session.list_resources() if caps.resources else None
+                prompts = await session.list_prompts() if caps.prompts else None
             self.tools = list(listed.tools) if listed is not None else []
+            self.resources = list(resources.resources) if resources is not None else []
+            self.prompts = list(prompts.prompts) if prompts is not None else []
             self.server_info, self.capabilities = init.serverInfo, init.capabilities
             self._session, self.state, self.last_error = session, "up", None
             self.connects += 1
