@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from tframex import TFrameXApp
 
+from tests.asgi_harness import Lifespan, request
 from tests.mcp.conftest import client, eventually, stdio, write_config
-from tframex_asgi.endpoint import create_app
+from tframex_asgi.endpoint import TFrameXEndpoint, create_app
 from tframex_asgi.llm.offline import OfflineLLM
 from tframex_asgi.storage import open_storage
 
@@ -190,3 +191,17 @@ async def test_tframex_meta_tools_read_the_hub(tmp_path: Path) -> None:
             "tframex_use_mcp_prompt", server_alias="math", prompt_name="review", arguments={"code": "x=1"}
         )
         assert "Please review: x=1" in str(used)
+
+
+async def test_bare_endpoint_runs_its_servers_in_its_own_lifespan(tmp_path: Path) -> None:
+    """No stack: the endpoint's own services start and stop the servers with ASGI lifespan."""
+    config = write_config(tmp_path, {"math": stdio()})
+    endpoint = TFrameXEndpoint(build_app(config))
+    life = Lifespan(endpoint)
+    assert (await life.startup())["type"] == "lifespan.startup.complete"
+    try:
+        answer = await request(endpoint, "POST", "/tools/math__add/call", {"arguments": {"a": 4, "b": 5}})
+        assert answer.status == 200 and answer.json()["result"] == "9"
+    finally:
+        assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+    assert endpoint.services.extras["mcp"].servers["math"].state == "stopped"
