@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -61,10 +62,34 @@ class _WatchedSession(ClientSession):
             self._on_closed()
 
 
+# Credentials in a URL an error message quotes (user:password@, ?token=...) never reach a log.
+_URL_SECRETS = re.compile(r"(?<=://)[^/@\s'\"]+@|\?[^\s'\"=]+=[^\s'\"]*")
+
+
+def _redact(text: str) -> str:
+    return _URL_SECRETS.sub(lambda m: "***@" if m.group().endswith("@") else "?***", text)
+
+
+class _RedactURLs(logging.Filter):
+    """The MCP SDK's HTTP transports log the endpoint URL at DEBUG and httpx logs every request's
+    URL at INFO: credentials in it (``user:pw@``, ``?token=``) are cut out of the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+for _name in ("mcp.client.streamable_http", "mcp.client.sse", "httpx"):
+    logging.getLogger(_name).addFilter(_RedactURLs())
+
+
 def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return _redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
 class MCPServer:

@@ -115,8 +115,9 @@ class MCPHub:
         return [f"{s.server_alias}{SEPARATOR}{t.name}" for s in known for t in s.tools]
 
     def health(self) -> dict[str, dict[str, Any]]:
+        """Per-server state for /readyz, which is public: no error text (that goes to the log)."""
         return {
-            alias: {"state": s.state, "tools": len(s.tools), "reconnects": s.reconnects, "error": s.last_error}
+            alias: {"state": s.state, "tools": len(s.tools), "reconnects": s.reconnects}
             for alias, s in self.servers.items()
         }
 
