@@ -97,3 +97,18 @@ def test_module_level_app_served_by_the_cli(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "tframex.db") as db:
         rows = db.execute("SELECT tool_name, status FROM tool_calls WHERE tool_type = 'mcp'").fetchall()
     assert sorted(rows).count(("math__add", "success")) == 2 and len(rows) == 6, rows
+
+
+def test_a_bad_servers_file_stops_serve_with_the_dotted_path(tmp_path: Path) -> None:
+    write_config(tmp_path, {"math": {"type": "stdio", "args": ["x.py"]}})
+    (tmp_path / "mymod.py").write_text(MODULE, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "tframex_asgi", "serve", "--app", "mymod:app", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "mcp.json: mcpServers.math.command: a stdio server needs a non-empty command" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
