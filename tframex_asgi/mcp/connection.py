@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -29,10 +28,10 @@ from mcp.shared.exceptions import McpError
 from mcp.types import CONNECTION_CLOSED, CallToolResult, TextResourceContents, Tool
 from pydantic import AnyUrl
 
-from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.errors import ServiceUnavailableError
 from tframex_asgi.mcp.config import MCPServerConfig
 from tframex_asgi.mcp.env import server_environment
+from tframex_asgi.mcp.redact import install_log_filter, redact
 
 __all__ = ["MCPServer", "MCPUnavailable"]
 
@@ -62,34 +61,13 @@ class _WatchedSession(ClientSession):
             self._on_closed()
 
 
-# Credentials in a URL an error message quotes (user:password@, ?token=...) never reach a log.
-_URL_SECRETS = re.compile(r"(?<=://)[^/@\s'\"]+@|\?[^\s'\"=]+=[^\s'\"]*")
-
-
-def _redact(text: str) -> str:
-    return _URL_SECRETS.sub(lambda m: "***@" if m.group().endswith("@") else "?***", text)
-
-
-class _RedactURLs(logging.Filter):
-    """The MCP SDK's HTTP transports log the endpoint URL at DEBUG and httpx logs every request's
-    URL at INFO: credentials in it (``user:pw@``, ``?token=``) are cut out of the record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-for _name in ("mcp.client.streamable_http", "mcp.client.sse", "httpx"):
-    logging.getLogger(_name).addFilter(_RedactURLs())
+install_log_filter()
 
 
 def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return _redact(f"{type(exc).__name__}: {exc}")[:300]
+    return redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
 class MCPServer:
@@ -97,10 +75,9 @@ class MCPServer:
     ``is_initialized``, ``tools``, ``resources``, ``prompts``, ``server_info``, ``capabilities``)
     so tframex's agents and MCP meta-tools can read it."""
 
-    def __init__(self, config: MCPServerConfig, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: MCPServerConfig) -> None:
         self.config = config
         self.server_alias = config.alias
-        self.clock = clock or SystemClock()
         self.state: State = "starting"
         self.tools: list[Tool] = []  # kept from the last connection while down, for GET /tools
         self.resources: list[Any] = []

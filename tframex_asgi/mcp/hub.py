@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcp.types import CallToolResult, EmbeddedResource, ImageContent, TextContent, Tool
 from tframex.models.primitives import ToolDefinition
 
+from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.mcp.config import MCPServerConfig
 from tframex_asgi.mcp.connection import MCPServer, MCPUnavailable
 from tframex_asgi.metrics.spec import OTHER
@@ -58,8 +58,11 @@ def _schema(tool: Tool) -> dict[str, Any]:
 
 
 class MCPHub:
-    def __init__(self, configs: Sequence[MCPServerConfig], *, on_call: CallSink | None = None) -> None:
+    def __init__(
+        self, configs: Sequence[MCPServerConfig], *, clock: Clock | None = None, on_call: CallSink | None = None
+    ) -> None:
         self.servers: dict[str, MCPServer] = {c.alias: MCPServer(c) for c in configs}
+        self.clock = clock or SystemClock()
         self.on_call = on_call
 
     # -- lifespan -------------------------------------------------------------------------
@@ -131,7 +134,7 @@ class MCPHub:
         server, tool = found
         if not isinstance(arguments, dict):
             return {"error": f"the arguments of MCP tool {name!r} must be a JSON object"}
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         try:
             result = await server.call_tool(tool, arguments)
         except MCPUnavailable as exc:
@@ -150,7 +153,7 @@ class MCPHub:
         if self.on_call is not None:
             # Tool names come from the request path: only listed ones become metric labels.
             label = tool if any(t.name == tool for t in server.tools) else OTHER
-            self.on_call(server.server_alias, label, status, time.perf_counter() - started)
+            self.on_call(server.server_alias, label, status, self.clock.monotonic() - started)
 
     # -- tframex's MCPManager interface ---------------------------------------------------
 

@@ -29,7 +29,7 @@ def attach_mcp(app: Any, services: Services, config_file: str | None = None) -> 
         return None
     from tframex_asgi.mcp.hub import MCPHub
 
-    hub = MCPHub(configs, on_call=call_recorder(services.extras))
+    hub = MCPHub(configs, clock=services.clock, on_call=call_recorder(services.extras))
     services.extras["mcp"] = hub
     services.on_startup(hub.start)
     services.on_shutdown(hub.stop)
