@@ -84,7 +84,15 @@ CATALOGUE: dict[str, MetricSpec] = {
         spec("agent_duration_seconds", "histogram", "Agent run duration", "agent", buckets=AGENT_BUCKETS),
         spec("tool_calls_total", "counter", "Tool calls by tool, type and outcome", "tool", "type", "status"),
         spec("tool_duration_seconds", "histogram", "Tool call latency", "tool", "type", buckets=TOOL_BUCKETS),
-        spec("mcp_server_up", "gauge", "1 while the MCP server is connected, else 0", "server", observed=True),
+        # Each worker holds its own connection: one series per worker (pid) in multiprocess mode.
+        spec(
+            "mcp_server_up",
+            "gauge",
+            "1 while the MCP server is connected, else 0",
+            "server",
+            observed=True,
+            per_process=True,
+        ),
         spec("mcp_reconnects_total", "counter", "MCP server reconnection attempts", "server", observed=True),
         spec(
             "mcp_tool_calls_total",
