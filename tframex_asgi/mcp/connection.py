@@ -122,6 +122,8 @@ class MCPServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        elif not task.cancelled() and task.exception() is not None:
+            logger.error("MCP server %r: supervisor failed", self.server_alias, exc_info=task.exception())
         self.state = "stopped"
 
     # -- calls ----------------------------------------------------------------------------
