@@ -208,15 +208,16 @@ async def test_bare_endpoint_runs_its_servers_in_its_own_lifespan(tmp_path: Path
 
 
 async def test_a_hung_server_is_detected_by_ping_and_restarted(tmp_path: Path) -> None:
-    """The server stops answering anything (a blocking tool holds its only thread): the call
-    answers 503 at its timeout, the next ping goes unanswered, and the server is restarted."""
-    timeouts = {"tool_call_timeout": 1, "init_step_timeout": 2, "ping_interval": 0.5}
+    """The server stops answering anything (a blocking tool holds its only thread): the next ping
+    goes unanswered, the server is restarted, and the call still waiting on the old connection
+    answers 503 then (long before its own 60 s timeout)."""
+    timeouts = {"tool_call_timeout": 60, "init_step_timeout": 2, "ping_interval": 0.5}
     config = write_config(tmp_path, {"math": stdio(**timeouts)})
     stack = create_app(build_app(config), enable_security=False)
     hub = stack.services.extras["mcp"]
     async with stack, client(stack) as c:
         hung = await c.post("/tools/math__sleep/call", json={"arguments": {"seconds": 120}})
-        assert hung.status_code == 503 and hung.json()["error"]["code"] == "mcp_timeout"
+        assert hung.status_code == 503 and hung.json()["error"]["code"] == "mcp_unavailable", hung.text
 
         async def restarted() -> bool:
             r = await c.post("/tools/math__add/call", json={"arguments": {"a": 2, "b": 2}})

@@ -58,6 +58,10 @@ class _WatchedSession(ClientSession):
         try:
             await super()._receive_loop()
         finally:
+            # Cancelled (the supervisor tears the session down), the SDK's own cleanup cannot await
+            # its error replies: closing the waiters' streams (no await) still ends their calls now.
+            for stream in list(self._response_streams.values()):
+                stream.close()
             self._on_closed()
 
 
