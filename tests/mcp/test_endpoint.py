@@ -4,6 +4,7 @@ restarted, a dead one reported by /readyz, and calls bounded (503, never a hang)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -226,3 +227,14 @@ async def test_a_hung_server_is_detected_by_ping_and_restarted(tmp_path: Path) -
 
         await eventually(restarted, "the hung server to be restarted")
         assert hub.servers["math"].connects == 2
+
+
+async def test_concurrent_calls_share_one_connection_without_cross_talk(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"math": stdio()})
+    stack = create_app(build_app(config), enable_security=False)
+    async with stack, client(stack) as c:
+        answers = await asyncio.gather(
+            *(c.post("/tools/math__add/call", json={"arguments": {"a": i, "b": 1000}}) for i in range(40))
+        )
+    assert [r.json()["result"] for r in answers] == [str(i + 1000) for i in range(40)]
+    assert stack.services.extras["mcp"].servers["math"].connects == 1
