@@ -53,6 +53,10 @@ def _text(name: str, result: CallToolResult) -> str:
     return "\n".join(parts)
 
 
+def _description(alias: str, tool: Tool) -> str:
+    return tool.description or f"Tool {tool.name!r} of MCP server {alias!r}"
+
+
 def _schema(tool: Tool) -> dict[str, Any]:
     return tool.inputSchema or {"type": "object", "properties": {}}
 
@@ -101,7 +105,7 @@ class MCPHub:
         return [
             {
                 "name": f"{alias}{SEPARATOR}{t.name}",
-                "description": t.description or f"Tool {t.name!r} of MCP server {alias!r}",
+                "description": _description(alias, t),
                 "parameters": _schema(t),
                 "type": "mcp",
                 "server": alias,
@@ -167,7 +171,7 @@ class MCPHub:
                 type="function",
                 function={
                     "name": f"{alias}{SEPARATOR}{t.name}",
-                    "description": t.description or f"Tool {t.name!r} of MCP server {alias!r}",
+                    "description": _description(alias, t),
                     "parameters": _schema(t),
                 },
             )
