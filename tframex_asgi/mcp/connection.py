@@ -226,8 +226,13 @@ class MCPServer:
 
             assert cfg.url is not None
             # The SDK's own timeouts (30 s, 5 min between stream events); our bound is tool_call_timeout.
+            modern = getattr(streamable_http, "streamable_http_client", None)
+            if modern is None:  # older mcp 1.x releases only have the older (now deprecated) spelling
+                async with streamable_http.streamablehttp_client(cfg.url, headers=dict(cfg.headers)) as (r, w, _):
+                    yield r, w
+                return
             http = httpx.AsyncClient(headers=dict(cfg.headers), timeout=httpx.Timeout(30.0, read=300.0))
-            async with http, streamable_http.streamable_http_client(cfg.url, http_client=http) as (read, write, _):
+            async with http, modern(cfg.url, http_client=http) as (read, write, _):
                 yield read, write
         else:
             from mcp.client.sse import sse_client
