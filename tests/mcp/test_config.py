@@ -119,3 +119,14 @@ def test_endpoint_override_for_an_app_that_lost_its_file(tmp_path: Path) -> None
     assert "mcp" not in create_app(app, enable_security=False).services.extras
     stack = build_stack(TFrameXEndpoint(app, mcp_config_file=str(path)), enable_security=False)
     assert list(stack.services.extras["mcp"].servers) == ["math"]
+
+
+def test_an_app_without_mcp_servers_gets_no_mcp_meta_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no servers_config.json here: tframex's default means "no MCP"
+    app = TFrameXApp()
+    assert not any(name.startswith("tframex_") for name in app._tools)
+    assert "mcp" not in create_app(app, enable_security=False).services.extras
+    write_config(tmp_path, {"math": stdio()}, name="servers_config.json")
+    with_file = TFrameXApp()
+    assert "tframex_list_mcp_servers" in with_file._tools
+    assert list(create_app(with_file, enable_security=False).services.extras["mcp"].servers) == ["math"]

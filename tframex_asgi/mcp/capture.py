@@ -11,7 +11,10 @@ only ``config_file_path`` and runs the servers through :class:`~tframex_asgi.mcp
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from tframex_asgi.mcp.config import DEFAULT_CONFIG_FILE
 
 __all__ = ["DeferredMCPManager", "config_file_of", "install"]
 
@@ -23,10 +26,18 @@ class DeferredMCPManager:
         self.config_file_path = mcp_config_file_path
         self._options = options
         self._real: Any = None
+        # tframex passes its default name to every app; absent, it means "no MCP". Falsy then, so
+        # TFrameXApp registers no MCP meta-tools for an app without MCP servers.
+        self._configured = bool(mcp_config_file_path) and (
+            mcp_config_file_path != DEFAULT_CONFIG_FILE or os.path.exists(mcp_config_file_path)
+        )
+
+    def __bool__(self) -> bool:
+        return self._configured
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for what this stand-in lacks: the real manager's attributes and methods.
-        if name.startswith("__") or name in ("_real", "_options"):
+        if name.startswith("__") or name in ("_real", "_options", "_configured"):
             raise AttributeError(name)
         if self._real is None:
             self._real = _UPSTREAM(mcp_config_file_path=self.config_file_path, **self._options)
