@@ -76,6 +76,7 @@ def test_the_pages_i_expect_have_tested_samples() -> None:
         "deployment.md",
         "security-model.md",
         "migration-from-tframex-enterprise.md",
+        "mcp.md",
     ):
         assert page in names, f"docs/{page} has no tested sample"
 

@@ -26,6 +26,8 @@ from tframex_asgi.endpoint.openai import chat, models, responses
 from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.mcp.capture import install as _install_mcp_capture
+from tframex_asgi.mcp.wiring import attach_mcp
 from tframex_asgi.rbac.resources import ResourceGuard
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
@@ -33,6 +35,8 @@ from tframex_asgi.types import Receive, Scope, Send
 __all__ = ["TFrameXEndpoint", "create_app"]
 
 logger = logging.getLogger("tframex_asgi.endpoint")
+# Apps built after this import keep their mcp_config_file even outside an event loop.
+_install_mcp_capture()
 Handler = Callable[[Request, "TFrameXEndpoint"], Awaitable[Response]]
 
 
@@ -42,15 +46,23 @@ def error_response(exc: TFrameXASGIError) -> JSONResponse:
 
 class TFrameXEndpoint:
     """Serve ``app`` over HTTP. Wrap it with :func:`tframex_asgi.build_stack` for the
-    enterprise layers; alone it runs with an in-memory conversation store and no security."""
+    enterprise layers; alone it runs with an in-memory conversation store and no security.
 
-    def __init__(self, app: TFrameXApp, *, services: Services | None = None) -> None:
+    ``mcp_config_file`` overrides the app's own (needed only for an app built before
+    ``tframex_asgi.endpoint`` was imported, outside an event loop: tframex forgot it then)."""
+
+    def __init__(
+        self, app: TFrameXApp, *, services: Services | None = None, mcp_config_file: str | None = None
+    ) -> None:
         if not isinstance(app, TFrameXApp):
             raise TypeError(f"expected a tframex.TFrameXApp, got {type(app).__name__}")
         self.tframex = app
+        self.mcp_config_file = mcp_config_file
         self._services = services
         self._owns_services = services is None
         self._router: Router | None = None
+        if services is not None:
+            attach_mcp(app, services, mcp_config_file)
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -63,6 +75,7 @@ class TFrameXEndpoint:
         services.extras["openai_prefix"] = OPENAI_PREFIX
         # Open the storage now so its connect hook runs at startup, not lazily mid-request.
         services.storage  # noqa: B018
+        attach_mcp(self.tframex, services, self.mcp_config_file)
         if services.config.persistence.enabled:
             from tframex_asgi.storage.recorder import enable_recording
 
@@ -72,6 +85,7 @@ class TFrameXEndpoint:
     def services(self) -> Services:
         if self._services is None:
             self._services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
+            attach_mcp(self.tframex, self._services, self.mcp_config_file)
         return self._services
 
     @property
@@ -84,6 +98,7 @@ class TFrameXEndpoint:
                 clock=self.services.clock,
                 history_limit=self.services.config.server.history_limit,
                 guard=ResourceGuard.for_config(self.services.config),
+                mcp=self.services.extras.get("mcp"),
             )
             self.services.extras["runner"] = runner
         return runner  # type: ignore[no-any-return]
@@ -151,18 +166,15 @@ class TFrameXEndpoint:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    # MCP servers start and stop with the services (see tframex_asgi.mcp).
                     if self._owns_services:
                         await self.services.startup()
-                    if self.tframex._mcp_manager is not None:
-                        await self.tframex.initialize_mcp_servers()
                 except Exception as exc:
                     logger.exception("endpoint startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.tframex._mcp_manager is not None:
-                    await self.tframex.shutdown_mcp_servers()
                 if self._owns_services:
                     await self.services.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})

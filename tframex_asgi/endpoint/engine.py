@@ -26,6 +26,7 @@ from tframex_asgi.endpoint.runctx import current_agent_run, current_run, current
 from tframex_asgi.errors import LLMError
 from tframex_asgi.events import AgentFinished, AgentStarted, EventBus, RunInfo, ToolCalled
 from tframex_asgi.llm.openai import TFRAMEX_ERROR_PREFIXES, StrictOpenAIChatLLM
+from tframex_asgi.mcp.hub import MCPHub
 from tframex_asgi.rbac.resources import ResourceGuard, ResourceKind
 
 __all__ = ["InstrumentedEngine"]
@@ -204,6 +205,10 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
                 message = arguments.get("input_message", "") if isinstance(arguments, dict) else str(arguments)
                 reply = await self.call_agent(tool_definition_name, Message(role="user", content=str(message)))
                 result = reply.content or ""
+            elif kind == "mcp" and isinstance(self._runtime_context.mcp_manager, MCPHub):
+                # Not tframex's MCP path: it turns "server down" into text, and it has no timeout.
+                self.authorize("tool", tool_definition_name)
+                result = await self._runtime_context.mcp_manager.call_tool(tool_definition_name, arguments)
             else:
                 # A refusal becomes the tool's error result: the calling LLM sees it, nothing runs.
                 self.authorize("tool", tool_definition_name)

@@ -159,7 +159,16 @@ async def readyz(request: Request, ep: TFrameXEndpoint) -> Response:
         ok = False
     if not ok:
         return JSONResponse({"error": {"code": "not_ready", "message": "storage is not reachable"}}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    hub = ep.services.extras.get("mcp")
+    if hub is None:
+        return JSONResponse({"status": "ready"})
+    # A configured MCP server that is down makes the instance not ready: its tools answer 503.
+    health = hub.health()
+    down = sorted(alias for alias, h in health.items() if h["state"] != "up")
+    if down:
+        message = "MCP server(s) not connected: " + ", ".join(down)
+        return JSONResponse({"error": {"code": "not_ready", "message": message}, "mcp": health}, status_code=503)
+    return JSONResponse({"status": "ready", "mcp": health})
 
 
 # -- catalogue ----------------------------------------------------------------------------------

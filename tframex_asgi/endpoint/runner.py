@@ -18,9 +18,10 @@ from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run
-from tframex_asgi.errors import AuthorizationError, NotFoundError, ValidationError
+from tframex_asgi.errors import AuthorizationError, NotFoundError, ServiceUnavailableError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
 from tframex_asgi.llm.usage import current_usage
+from tframex_asgi.mcp.hub import MCPHub, Unavailable
 from tframex_asgi.rbac.resources import ResourceGuard, ResourceKind
 
 __all__ = ["AgentRunner"]
@@ -35,15 +36,18 @@ class AgentRunner:
         clock: Clock | None = None,
         history_limit: int = 20,
         guard: ResourceGuard | None = None,
+        mcp: MCPHub | None = None,
     ) -> None:
         self.app = app
         self.events = events or EventBus()
         self.clock = clock or SystemClock()
         self.history_limit = history_limit
         self.guard = guard
+        self.mcp = mcp
 
     def _engine(self, history: dict[str, list[Message]] | None = None) -> InstrumentedEngine:
-        ctx = TFrameXRuntimeContext(self.app, llm=self.app.default_llm, mcp_manager=self.app._mcp_manager)
+        # The hub stands in for tframex's MCPManager, which is never started here (see tframex_asgi.mcp).
+        ctx = TFrameXRuntimeContext(self.app, llm=self.app.default_llm, mcp_manager=self.mcp)
         engine = InstrumentedEngine(
             self.app,
             ctx,
@@ -151,7 +155,7 @@ class AgentRunner:
             current_usage.reset(usage_token)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], info: RunInfo) -> Any:
-        if self.app.get_tool(name) is None:
+        if self.app.get_tool(name) is None and not (self.mcp is not None and self.mcp.knows(name)):
             raise NotFoundError(f"no tool named {name!r}")
         if not isinstance(arguments, dict):
             raise ValidationError("'arguments' must be a JSON object")
@@ -162,6 +166,8 @@ class AgentRunner:
             result = await engine.execute_tool_by_llm_definition(name, json.dumps(arguments))
         finally:
             current_run.reset(token)
+        if isinstance(result, Unavailable):
+            raise ServiceUnavailableError(str(result["error"]), code=result.code)
         if isinstance(result, dict) and "error" in result:
             raise ToolFailed(str(result["error"]))
         return result
@@ -174,17 +180,19 @@ class AgentRunner:
                 {
                     "name": name,
                     "description": cfg.get("description"),
-                    "tools": list(cfg.get("native_tool_names") or []),
+                    "tools": list(cfg.get("native_tool_names") or [])
+                    + (self.mcp.tool_names_for(cfg.get("mcp_tools_from_servers_config")) if self.mcp else []),
                     "callable_agents": list(cfg.get("callable_agent_names") or []),
                 }
             )
         return out
 
     def tools(self) -> list[dict[str, Any]]:
-        return [
+        native = [
             {"name": t.name, "description": t.description, "parameters": t.parameters.model_dump(exclude_none=True)}
             for t in self.app._tools.values()
         ]
+        return native + (self.mcp.tools() if self.mcp is not None else [])
 
     def flows(self) -> list[dict[str, Any]]:
         return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tframex_asgi.mcp.metrics import mcp_callbacks
 from tframex_asgi.metrics.backend import MetricsBackend, load_custom_backend
 from tframex_asgi.metrics.collector import MetricsCollector
 from tframex_asgi.metrics.middleware import PerformanceMonitor, TraceHook
@@ -56,7 +57,8 @@ def build_collector(services: Services) -> MetricsCollector:
     collector = MetricsCollector(
         backends, max_series=cfg.max_series, export_interval=cfg.export_interval, guarded=guarded
     )
-    for name, callback in {**PROCESS_CALLBACKS, **writer_callbacks(services.extras)}.items():
+    callbacks = {**PROCESS_CALLBACKS, **writer_callbacks(services.extras), **mcp_callbacks(services.extras)}
+    for name, callback in callbacks.items():
         collector.observe_with(name, callback)
     services.events.subscribe(collector.on_event)
     services.on_startup(collector.start)

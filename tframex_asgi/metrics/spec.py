@@ -84,6 +84,27 @@ CATALOGUE: dict[str, MetricSpec] = {
         spec("agent_duration_seconds", "histogram", "Agent run duration", "agent", buckets=AGENT_BUCKETS),
         spec("tool_calls_total", "counter", "Tool calls by tool, type and outcome", "tool", "type", "status"),
         spec("tool_duration_seconds", "histogram", "Tool call latency", "tool", "type", buckets=TOOL_BUCKETS),
+        # Each worker holds its own connection: one series per worker (pid) in multiprocess mode.
+        spec(
+            "mcp_server_up",
+            "gauge",
+            "1 while the MCP server is connected, else 0",
+            "server",
+            observed=True,
+            per_process=True,
+        ),
+        spec("mcp_reconnects_total", "counter", "MCP server reconnection attempts", "server", observed=True),
+        spec(
+            "mcp_tool_calls_total",
+            "counter",
+            "MCP tool calls by server, tool and outcome (success/error/unavailable/timeout)",
+            "server",
+            "tool",
+            "status",
+        ),
+        spec(
+            "mcp_tool_duration_seconds", "histogram", "MCP tool call latency", "server", "tool", buckets=TOOL_BUCKETS
+        ),
         spec("flow_executions_total", "counter", "Flow runs by flow and outcome", "flow", "status"),
         spec("flow_duration_seconds", "histogram", "Flow run duration", "flow", buckets=AGENT_BUCKETS),
         spec(
