@@ -19,6 +19,7 @@ from tframex_asgi.endpoint.runner import ToolFailed
 from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
 from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ToolError, ValidationError
 from tframex_asgi.events import RunInfo
+from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.storage.base import Row
 
 if TYPE_CHECKING:
@@ -68,18 +69,8 @@ def run_info(request: Request, conversation_id: str | None = None) -> RunInfo:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise ValidationError("the body is not valid UTF-8") from None
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object")
-    return body
+    # The one shared parser (bad JSON, too deep, wrong top-level type: all a 400).
+    return await read_json_object(request)
 
 
 def run_request(body: dict[str, Any]) -> tuple[str, str | None, bool]:
