@@ -9,10 +9,13 @@ naming what was wrong, before any handler runs:
 
 * not UTF-8, not JSON (with the parser's message and position), ``NaN``/``Infinity``;
 * nested deeper than :data:`MAX_DEPTH` objects/arrays;
-* a top level that is not an object (every route here takes an object).
+* a top level that is not an object (every route here takes an object);
+* a string (value or key) holding NUL or a lone surrogate, which no database here can store
+  (:mod:`tframex_asgi.storable`: the message names the field, e.g. ``arguments.text``).
 
-Cost: a valid body pays one ``json.loads`` plus two ``bytes.count`` calls; the exact depth walk
-runs only when the body holds more than :data:`MAX_DEPTH` brackets.
+Cost: a valid body pays one ``json.loads`` plus a few ``bytes`` scans; the exact depth walk runs
+only when the body holds more than :data:`MAX_DEPTH` brackets, the string walk only when it holds
+a ``\u0000`` or ``\uD800``-``\uDFFF`` escape (the only way such characters can be in JSON).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, NoReturn
 from starlette.requests import Request
 
 from tframex_asgi.errors import ValidationError
+from tframex_asgi.storable import check_client_value, may_hold_unstorable
 
 __all__ = ["MAX_DEPTH", "parse_json_object", "read_json_object"]
 
@@ -67,6 +71,8 @@ def parse_json_object(raw: bytes, *, what: str = "the body") -> dict[str, Any]:
         raise ValidationError(f"{what} must be a JSON object, not {_kind(value)}")
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
         raise ValidationError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    if may_hold_unstorable(raw):
+        check_client_value(value)
     return value
 
 

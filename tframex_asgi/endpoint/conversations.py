@@ -15,6 +15,7 @@ from tframex import Message
 
 from tframex_asgi.clock import Clock
 from tframex_asgi.errors import NotFoundError, ValidationError
+from tframex_asgi.storable import storable_text
 from tframex_asgi.storage.base import BaseStorage, Row
 
 __all__ = ["ConversationStore", "conversation_owner", "parse_conversation_id"]
@@ -105,7 +106,9 @@ class ConversationStore:
                 "id": str(uuid.uuid4()),
                 "conversation_id": conversation_id,
                 "role": role,
-                "content": content,
+                # The user's text was checked at the door; a model's output may still hold
+                # NUL or a lone surrogate, stored replaced rather than refused (storable.py).
+                "content": storable_text(content) if content is not None else None,
                 # Distinct, ordered timestamps keep a turn's messages in order on every backend
                 # (whole microseconds: adding 1e-6 to a float epoch can round to the same one).
                 "created_at": base + timedelta(microseconds=i),
