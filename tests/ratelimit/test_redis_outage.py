@@ -9,80 +9,21 @@ process (by its pid); the shared Redis on 6379 is never touched.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests import own_services
 from tests.auth.conftest import FAST
-from tests.conftest import free_port, service_missing
+from tests.own_services import OwnRedis
 from tframex_asgi import build_stack
 from tframex_asgi.auth.store import get_identity_store
 
-
-class OwnRedis:
-    """A throw-away redis-server (no persistence) that the test may kill and start again."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="tframex-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen([*args, "--dir", str(self.dir)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                import socket
-
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("own redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()  # SIGKILL to our own child only
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def destroy(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        service_missing("a redis-server of the test's own", RuntimeError("redis-server is not installed"))
-    assert binary is not None
-    server = OwnRedis(binary)
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        server.destroy()
-        service_missing("a redis-server of the test's own", exc)
-    yield server
-    server.destroy()
+own_redis = own_services.own_redis  # the fixture
 
 
 async def whoami(request: Request) -> JSONResponse:
