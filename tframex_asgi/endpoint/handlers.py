@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -9,14 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import openai_compat
 from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
-from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
+from tframex_asgi.endpoint.sse import SSE_HEADERS, EventStream, end_with, is_disconnect, sse
 from tframex_asgi.errors import LLMError, NotFoundError, TFrameXASGIError, ToolError, ValidationError
 from tframex_asgi.events import RunInfo
 from tframex_asgi.jsonbody import read_json_object
@@ -160,9 +161,7 @@ async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
     history = await conversations.history(conversation_id, ep.services.config.server.history_limit)
     info = run_info(request, conversation_id)
     if stream:
-        return StreamingResponse(
-            _stream_run(ep, name, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStream(_stream_run(ep, name, text, info, history), SSE_HEADERS)  # type: ignore[return-value]
     try:
         result = await ep.runner.run_agent(name, text, info, history)
     except Exception as exc:
@@ -177,17 +176,27 @@ async def _stream_run(
     ep: TFrameXEndpoint, name: str, text: str, info: RunInfo, history: list[Any]
 ) -> AsyncIterator[bytes]:
     parts: list[str] = []
+    assert info.conversation_id is not None
+    saving = False
+    chunks = ep.runner.stream_agent(name, text, info, history)
     try:
-        async for chunk in ep.runner.stream_agent(name, text, info, history):
+        async for chunk in chunks:
             if chunk.content:
                 parts.append(chunk.content)
                 yield sse({"content": chunk.content}, "chunk")
             elif chunk.tool_calls:
                 yield sse({"tool_calls": [c.function.name for c in chunk.tool_calls]}, "tool_call")
         output = "".join(parts)
-        assert info.conversation_id is not None
+        saving = True
         await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", output)])
         yield sse({"output": output, "conversation_id": info.conversation_id, "usage": usage_json(info)}, "done")
+    except asyncio.CancelledError as exc:
+        await end_with(chunks, exc)  # cancelled at our yield: the run ends with the same cause
+        if is_disconnect(exc) and not saving:
+            # The client left mid-stream: keep the turn as far as it went (the run record says
+            # cancelled), so the conversation shows what the client was sent.
+            await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", "".join(parts))])
+        raise
     except Exception as exc:
         err = failure(exc)
         yield sse({"error": {"code": err.code, "message": err.message}}, "error")
@@ -269,9 +278,7 @@ async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
     ep.runner.check_agent(model)
     info = run_info(request)
     if stream:
-        return StreamingResponse(
-            _stream_chat(ep, model, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStream(_stream_chat(ep, model, text, info, history), SSE_HEADERS)  # type: ignore[return-value]
     try:
         result = await ep.runner.run_agent(model, text, info, history)
     except Exception as exc:
@@ -284,10 +291,14 @@ async def _stream_chat(
 ) -> AsyncIterator[bytes]:
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     yield sse(openai_compat.chunk(cid, model, {"role": "assistant", "content": ""}))
+    chunks = ep.runner.stream_agent(model, text, info, history)
     try:
-        async for chunk in ep.runner.stream_agent(model, text, info, history):
+        async for chunk in chunks:
             if chunk.content:
                 yield sse(openai_compat.chunk(cid, model, {"content": chunk.content}))
+    except asyncio.CancelledError as exc:
+        await end_with(chunks, exc)  # cancelled at our yield: the run ends with the same cause
+        raise
     except Exception as exc:
         err = failure(exc)
         yield sse({"error": {"code": err.code, "message": err.message}})
