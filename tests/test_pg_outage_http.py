@@ -20,6 +20,7 @@ import pytest
 from tests import own_services
 from tests.own_services import Cluster
 from tframex_asgi import build_stack
+from tframex_asgi.admin.bootstrap import bootstrap_admin
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
 from tframex_asgi.storage import open_storage
@@ -46,7 +47,9 @@ async def test_outage_is_a_generic_503_and_service_returns_at_once(
 ) -> None:
     stack = build_stack(
         TFrameXEndpoint(build_demo_app()),
-        enable_security=False,
+        # Anonymous runs (no RBAC), plus an admin key for GET /audit, which reads the database.
+        enable_security=True,
+        security_config={"require_auth": False, "rbac": {"enabled": False}, "audit": {"level": "full"}},
         enable_persistence=True,
         persistence_config={
             "connection_string": own_postgres.dsn,
@@ -57,13 +60,18 @@ async def test_outage_is_a_generic_503_and_service_returns_at_once(
     port = str(own_postgres.port)
     caplog.set_level(logging.WARNING, logger="tframex_asgi")
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as c:
+        created = await bootstrap_admin(stack.services)
+        assert created is not None
+        admin = {"X-API-Key": created[1]}
+        assert (await c.get("/audit", headers=admin)).status_code == 200  # the key is verified and cached
         ok = await burst(c, 16)  # fills the pool with live connections
         assert {r.status_code for r in ok} == {200}
 
         # Requests in flight while the server shuts down, then requests against a dead server.
         during = asyncio.create_task(burst(c, 16))
         await asyncio.to_thread(own_postgres.stop, "immediate")
-        down = [*await during, *await burst(c, 16)]
+        down = [*await during, *await burst(c, 16), await c.get("/audit", headers=admin)]
+        assert down[-1].status_code == 503, down[-1].text  # was a 500: the route let the error through
         failed = [r for r in down if r.status_code != 200]
         assert failed, "the outage never reached a request: the test tested nothing"
         for resp in failed:
@@ -90,6 +98,9 @@ async def test_outage_is_a_generic_503_and_service_returns_at_once(
         # Every flow answered 200, during the outage too, left its execution row (spill replayed).
         stored = {r["id"] for r in await db.read("flow_executions")}
         assert {d["execution_id"] for d in done} <= stored and len(done) > 16
+        # And every request answered during the outage has its audit row (spilled, replayed).
+        audited = {r["request_id"] for r in await db.read("audit_logs")}
+        assert {r.headers["x-request-id"] for r in down} <= audited
 
 
 def test_every_driver_failure_maps_to_the_generic_503() -> None:
