@@ -15,7 +15,7 @@ naming what was wrong, before any handler runs:
 
 Cost: a valid body pays one ``json.loads`` plus a few ``bytes`` scans; the exact depth walk runs
 only when the body holds more than :data:`MAX_DEPTH` brackets, the string walk only when it holds
-a ``\u0000`` or ``\uD800``-``\uDFFF`` escape (the only way such characters can be in JSON).
+a ``\\u0000`` or ``\\uD800``-``\\uDFFF`` escape (the only way such characters can be in JSON).
 """
 
 from __future__ import annotations
