@@ -107,7 +107,10 @@ class EventStream:
     async def _watch(receive: Receive, producer: asyncio.Task[None], left: asyncio.Event) -> None:
         """Wait for ``http.disconnect`` and cancel the producer if it is still streaming."""
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except Exception:  # a server that cannot tell us: the stream just runs to its end
+                return
             if message["type"] == "http.disconnect":
                 if not producer.done():
                     left.set()
