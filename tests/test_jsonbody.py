@@ -45,6 +45,9 @@ BAD_BODIES = [
     (b"null", "must be a JSON object, not null"),
     (b'{"input": "x"', "not valid JSON"),
     (b'{"input": "\xff"}', "not valid UTF-8"),
+    # Text no database here can store (tests/test_unstorable_text.py covers what is written).
+    (b'{"input": "a\\u0000b"}', "'input' contains a NUL character (U+0000), which cannot be stored"),
+    (b'{"input": "a\\udc00b"}', "'input' contains a lone surrogate (U+DC00)"),
 ]
 
 
@@ -58,7 +61,7 @@ async def http() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
 
 
 IDS = ["100k-brackets", "100k-objects", "one-too-deep", "nan", "infinity"]
-IDS += ["array", "string", "null", "truncated", "utf8"]
+IDS += ["array", "string", "null", "truncated", "utf8", "nul", "surrogate"]
 
 
 @pytest.mark.parametrize(("raw", "says"), BAD_BODIES, ids=IDS)
