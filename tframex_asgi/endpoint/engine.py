@@ -9,6 +9,7 @@ upstream returns as assistant text raise :class:`LLMError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -183,7 +184,10 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
             output = None if error is not None and not _cancelled(error) else "".join(parts)
             self._finish(run_id, agent_name, parent, input_message, started, output, error, counter[0], True)
             if stream is not None:
-                await stream.aclose()  # now, in this context (the LLM reports its usage on close)
+                # Now, in this context (the LLM reports its usage on close); a failing close
+                # must not replace the run's own outcome.
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
 
     # -- tools --------------------------------------------------------------------------
 

@@ -195,7 +195,10 @@ async def _stream_run(
         if is_disconnect(exc) and not saving:
             # The client left mid-stream: keep the turn as far as it went (the run record says
             # cancelled), so the conversation shows what the client was sent.
-            await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", "".join(parts))])
+            try:
+                await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", "".join(parts))])
+            except Exception:
+                logger.warning("conversation %s: the cancelled turn could not be stored", info.conversation_id)
         raise
     except Exception as exc:
         err = failure(exc)
