@@ -122,3 +122,42 @@ def test_every_driver_failure_maps_to_the_generic_503() -> None:
         error = translate(exc)
         assert isinstance(error, StorageError) and error.status == 503
         assert error.code == "storage_unavailable" and error.message == MESSAGE
+
+
+async def test_no_driver_error_escapes_during_restarts(own_postgres: Cluster) -> None:
+    """Many queries in flight while the server stops and starts: every failure is our StorageError
+    (asyncpg raises InternalClientError "cannot switch to state ..." on some of them)."""
+    from tframex_asgi.errors import StorageError
+
+    store = open_storage(own_postgres.dsn)
+    await store.connect()
+    causes: dict[str, int] = {}
+    escaped: list[str] = []
+    stop = asyncio.Event()
+
+    async def worker() -> None:
+        while not stop.is_set():
+            try:
+                await store.count("flow_executions")
+                await store.write("flow_executions", {"flow_name": "x"})
+            except StorageError as exc:
+                name = type(exc.__cause__).__name__
+                causes[name] = causes.get(name, 0) + 1
+            except Exception as exc:
+                escaped.append(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(30)]
+    try:
+        for mode in ("fast", "immediate"):
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(own_postgres.stop, mode)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(own_postgres.start)
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await store.close()
+    assert causes, "no query failed: the restarts never hit the load"
+    assert escaped == [], escaped[:5]
