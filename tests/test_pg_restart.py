@@ -8,74 +8,16 @@ it stops only that cluster, by its data directory, and removes it.
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import free_port, service_missing
+from tests import own_services
+from tests.own_services import Cluster
 from tframex_asgi.config.persistence import WriteQueueConfig
 from tframex_asgi.storage import open_storage
 from tframex_asgi.storage.queue import WriteQueue
 
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
-
-
-class Cluster:
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="tframex-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        shutil.chown(self.root, "postgres")
-
-    def _run(self, *args: str, timeout: float = 60) -> None:
-        cmd = ["runuser", "-u", "postgres", "--", str(self.bindir / args[0]), *args[1:]]
-        subprocess.run(cmd, check=True, timeout=timeout, capture_output=True)
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.start()
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def destroy(self) -> None:
-        try:
-            if (self.data / "postmaster.pid").exists():
-                self.stop("immediate")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[Cluster]:
-    bindir = _pg_bin()
-    if bindir is None or os.geteuid() != 0 or shutil.which("runuser") is None:
-        service_missing("a PostgreSQL cluster of the test's own", RuntimeError("needs root, runuser and pg_ctl"))
-    assert bindir is not None
-    cluster = Cluster(bindir)
-    try:
-        cluster.init()
-    except (subprocess.SubprocessError, OSError) as exc:
-        cluster.destroy()
-        service_missing("a PostgreSQL cluster of the test's own", exc)
-    yield cluster
-    cluster.destroy()
+own_postgres = own_services.own_postgres  # the fixture
 
 
 async def test_postgresql_restart_mid_load_loses_and_duplicates_nothing(own_postgres: Cluster, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
 from tframex_asgi.openai_shape import openai_error_send
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -107,7 +108,8 @@ def client_ip(scope: Scope, proxies: TrustedProxies) -> str | None:
 
 class RequestContextMiddleware:
     """Assigns a request id (echoed in a response header), resolves the client IP once and
-    turns an unhandled exception before the response started into a JSON 500.
+    turns an unhandled exception before the response started into a JSON 500 (a storage or
+    service outage into its 503).
 
     ``header_name=None``: the id is still assigned (audit rows and logs carry it), but no header
     is read or echoed."""
@@ -182,6 +184,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except (ServiceUnavailableError, StorageError) as exc:
+            # A dependency is down (a route that let our storage error through: /audit, the
+            # user's own routes): the documented 503 with its generic message, not a 500.
+            logger.warning("request %s failed: %s (%s)", request_id, exc.code, type(exc.__cause__ or exc).__name__)
+            if started:
+                raise
+            await send_json_error(send_with_id, exc.status, exc.code, exc.message, [(b"retry-after", b"1")])
         except Exception:
             logger.exception("unhandled error in request %s", request_id)
             if started:

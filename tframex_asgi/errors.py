@@ -85,7 +85,9 @@ class ServiceUnavailableError(TFrameXASGIError):
 
 
 class StorageError(TFrameXASGIError):
-    code = "storage_error"
+    """The database failed or is unreachable (503; the message stays generic for clients)."""
+
+    code = "storage_unavailable"
     status = 503
 
 

@@ -78,7 +78,7 @@ class AgentFinished:
     info: RunInfo
     input: str | None
     output: str | None
-    status: Literal["success", "error"]
+    status: Literal["success", "error", "cancelled"]  # cancelled: the client left mid-stream
     error: str | None
     started_at: float
     completed_at: float

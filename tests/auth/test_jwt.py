@@ -206,6 +206,7 @@ async def test_cached_token_still_expires(jenv) -> None:
         "e30.e30.e30",
         b64(b"[1,2]") + "." + b64(b"{}") + ".c2ln",
         b64(b'{"alg":"RS256"}') + ".bm90IGpzb24.c2ln",
+        b64(b"[" * 1500) + ".e30.c2ln",  # a header within the size limit that json.loads cannot nest
     ],
 )
 async def test_malformed_tokens_refused(jenv, token) -> None:

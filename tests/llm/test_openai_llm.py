@@ -86,6 +86,27 @@ async def test_stream_chunks_and_tool_call_assembly(httpx_mock: HTTPXMock) -> No
     assert (call.id, call.function.name, call.function.arguments) == ("c9", "add", '{"a": 2}')
 
 
+async def test_stream_left_early_counts_the_deltas_produced(httpx_mock: HTTPXMock) -> None:
+    # No usage chunk ever arrives (the consumer stops after two deltas, as when the client of
+    # the endpoint disconnects): the budget is charged one token per delta produced, not zero.
+    lines = [{"choices": [{"delta": {"content": f"w{i} "}}]} for i in range(10)]
+    body = "".join(f"data: {json.dumps(x)}\n\n" for x in lines) + "data: [DONE]\n\n"
+    httpx_mock.add_response(
+        url=f"{BASE}/chat/completions", content=body.encode(), headers={"content-type": "text/event-stream"}
+    )
+    llm = StrictOpenAIChatLLM(model_name="m", api_base_url=BASE)
+    usage = Usage()
+    token = current_usage.set(usage)
+    try:
+        stream = await llm.chat_completion([Message(role="user", content="x")], stream=True)
+        got = [await stream.__anext__(), await stream.__anext__()]
+        await stream.aclose()
+    finally:
+        current_usage.reset(token)
+    assert [c.content for c in got] == ["w0 ", "w1 "]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (0, 2)
+
+
 async def test_stream_http_error_raises(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{BASE}/chat/completions", status_code=503, text="down")
     llm = StrictOpenAIChatLLM(model_name="m", api_base_url=BASE)

@@ -94,6 +94,7 @@ def _backend(kind: str, port: int):
 def _events():
     info = RunInfo()
     yield AgentFinished("r", "a", None, info, "in", "out", "success", None, 1.0, 2.0, 1000.0, 0, False)
+    yield AgentFinished("r2", "a", None, info, "in", "o", "cancelled", "cancelled: ...", 1.0, 2.0, 1000.0, 0, True)
     yield ToolCalled("c", "r", "t", "mcp", {}, "ok", "error", "boom", 1.0, 1.5, 500.0, info)
     yield FlowStepFinished("e", "f", "s", "agent", 0, "in", "out", "success", None, 1.0, 2.0, 1000.0, info)
     yield FlowFinished("e", "f", info, "in", "out", "weird", None, 1.0, 2.0, 1000.0, 1)
@@ -126,6 +127,7 @@ async def test_backend_contract(kind: str) -> None:
         assert backend.started and backend.stopped and set(backend.declared) == set(CATALOGUE)
         assert ("tool_calls_total", ("t", "mcp", "error"), "inc", 1.0) in backend.records
         assert ("flow_executions_total", ("f", "<other>"), "inc", 1.0) in backend.records
+        assert ("agent_executions_total", ("a", "cancelled"), "inc", 1.0) in backend.records
         assert ("agent_duration_seconds", ("a",), "observe", 1.0) in backend.records
         assert ("audit_queue_depth", (), "set", 4.0) in backend.records
         # Observed running totals reach push backends as deltas: 2.0 once, then nothing new.

@@ -7,6 +7,7 @@ import pytest
 from tests.ratelimit.helpers import config
 from tests.ratelimit.test_redis import closed_port_url
 from tframex_asgi.ratelimit import AuthFailureGuard, open_backend
+from tframex_asgi.ratelimit.backend import StorageUnavailable
 
 
 @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window-counter"])
@@ -41,14 +42,27 @@ async def test_shared_through_redis(redis_url: str, redis_prefix: str) -> None:
         await second.close()
 
 
-@pytest.mark.parametrize(("fail_open", "blocked"), [(True, False), (False, True)])
-async def test_storage_outage_follows_the_policy(fail_open: bool, blocked: bool) -> None:
+async def test_storage_outage_fail_open_blocks_nobody() -> None:
     backend = open_backend(config(storage=closed_port_url(), timeout=0.2))
-    guard = AuthFailureGuard(backend, "2/minute", fail_open=fail_open)
+    guard = AuthFailureGuard(backend, "2/minute", fail_open=True)
     try:
         await guard.record_failure("203.0.113.9")  # never raises
-        wait = await guard.blocked("203.0.113.9")
+        assert await guard.blocked("203.0.113.9") is None
     finally:
         await backend.close()
-    assert (wait is not None) is blocked
     assert backend.stats.unavailable_total >= 1
+
+
+async def test_storage_outage_fail_closed_raises_unavailable_not_a_wait() -> None:
+    # An outage is not a verdict on the caller: the authentication layer turns this into the
+    # rate limiter's 503, not a 429 "too many failed authentications".
+    backend = open_backend(config(storage=closed_port_url(), timeout=0.2, cooldown=2.5))
+    guard = AuthFailureGuard(backend, "2/minute", fail_open=False)
+    try:
+        await guard.record_failure("203.0.113.9")  # never raises
+        with pytest.raises(StorageUnavailable) as info:
+            await guard.blocked("203.0.113.9")
+    finally:
+        await backend.close()
+    assert info.value.code == "ratelimit_unavailable" and info.value.retry_after == 2.5
+    assert backend.stats.auth_failures_blocked_total == 0

@@ -9,6 +9,7 @@ import pytest
 from tests.ratelimit.helpers import config
 from tests.ratelimit.test_redis import closed_port_url
 from tframex_asgi.ratelimit import AuthFailureGuard, open_backend
+from tframex_asgi.ratelimit.backend import StorageUnavailable
 
 
 class Mono:
@@ -76,7 +77,8 @@ async def test_fail_closed_outage_makes_every_address_suspect() -> None:
         assert not closed.suspect("203.0.113.4")
         await closed.record_failure("203.0.113.9")  # fails: the circuit opens
         assert closed.suspect("203.0.113.4") and not opened.suspect("203.0.113.4")
-        assert await closed.blocked("203.0.113.4") is not None
+        with pytest.raises(StorageUnavailable):  # answered 503 ratelimit_unavailable
+            await closed.blocked("203.0.113.4")
     finally:
         await backend.close()
 

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from tframex_asgi.admin.service import AdminService, get_admin
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import NotFoundError, TFrameXASGIError, ValidationError
+from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.rbac.guard import missing_permissions
 from tframex_asgi.services import Services
 
@@ -38,14 +39,7 @@ def _error(exc: TFrameXASGIError) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationError("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object")
-    return body
+    return await read_json_object(request)  # the shared parser: every bad body is a 400
 
 
 def _only(body: dict[str, Any], *known: str) -> dict[str, Any]:

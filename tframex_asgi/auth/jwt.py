@@ -62,7 +62,7 @@ def claim_strings(value: Any) -> list[str]:
 def _b64json(part: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # "[[[[..." fits in the size limit
         return None
 
 

@@ -165,7 +165,13 @@ class AuthenticationMiddleware:
                 await self.app(scope, receive, send)
                 return
         if failures is not None:
-            wait = await failures.blocked(ip)
+            try:
+                wait = await failures.blocked(ip)
+            except ServiceUnavailableError as exc:
+                # The guard's storage is down and the policy fails closed: the rate limiter's
+                # 503, never a "you are blocked" for a caller who may hold a valid credential.
+                await self._reject(scope, send, 503, exc.code, retry_after=getattr(exc, "retry_after", 1.0))
+                return
             if wait:
                 await self._reject(scope, send, 429, "auth_failures_blocked", retry_after=wait)
                 return
@@ -221,6 +227,10 @@ class AuthenticationMiddleware:
         elif status == 429:
             headers = [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())]
             await send_json_error(send, 429, "too_many_auth_failures", "too many failed authentications", headers)
+        elif reason == "ratelimit_unavailable":
+            headers = [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())]
+            message = "rate limiting is temporarily unavailable: retry later"
+            await send_json_error(send, 503, "ratelimit_unavailable", message, headers)
         else:
             await send_json_error(
                 send, 503, "idp_unavailable", "authentication is temporarily unavailable", [(b"retry-after", b"5")]

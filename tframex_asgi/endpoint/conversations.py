@@ -16,6 +16,7 @@ from tframex.models.primitives import ToolCall
 
 from tframex_asgi.clock import Clock
 from tframex_asgi.errors import NotFoundError, ValidationError
+from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.base import BaseStorage, Row
 
 __all__ = ["ConversationStore", "conversation_owner", "parse_conversation_id"]
@@ -120,15 +121,17 @@ class ConversationStore:
                 "id": str(uuid.uuid4()),
                 "conversation_id": conversation_id,
                 "role": m.role,
-                "content": m.content,
+                # The user's text was checked at the door; a model's output may still hold
+                # NUL or a lone surrogate, stored replaced rather than refused (storable.py).
+                "content": storable_text(m.content) if m.content is not None else None,
                 # Distinct, ordered timestamps keep a turn's messages in order on every backend
                 # (whole microseconds: adding 1e-6 to a float epoch can round to the same one).
                 "created_at": base + timedelta(microseconds=i),
             }
             if m.tool_calls:
-                row["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+                row["tool_calls"] = storable_json([c.model_dump() for c in m.tool_calls])
             if m.tool_call_id is not None:
-                row["tool_call_id"], row["name"] = m.tool_call_id, m.name
+                row["tool_call_id"], row["name"] = storable_text(m.tool_call_id), m.name and storable_text(m.name)
             rows.append(row)
         await self.storage.write_many("messages", rows)
         await self.storage.update("conversations", conversation_id, {"updated_at": self._now()})

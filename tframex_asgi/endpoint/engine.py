@@ -13,6 +13,8 @@ route or nesting can run what the caller may not.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -23,6 +25,7 @@ from tframex import Engine, Message, MessageChunk, OpenAIChatLLM
 from tframex_asgi.clock import Clock
 from tframex_asgi.endpoint.memory import TailMemory
 from tframex_asgi.endpoint.runctx import current_agent_run, current_run, current_tool_count
+from tframex_asgi.endpoint.sse import is_disconnect
 from tframex_asgi.errors import LLMError
 from tframex_asgi.events import AgentFinished, AgentStarted, EventBus, RunInfo, ToolCalled
 from tframex_asgi.llm.openai import TFRAMEX_ERROR_PREFIXES, StrictOpenAIChatLLM
@@ -34,6 +37,22 @@ __all__ = ["InstrumentedEngine"]
 
 def _text(message: str | Message) -> str | None:
     return message if isinstance(message, str) else message.content
+
+
+def _cancelled(error: BaseException) -> bool:
+    return isinstance(error, asyncio.CancelledError | GeneratorExit)
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    """The run record's error text. A cancellation gets a plain sentence: its own text names
+    anyio cancel scopes and tasks by memory address and source path."""
+    if error is None:
+        return None
+    if _cancelled(error):
+        if is_disconnect(error):
+            return "cancelled: the client disconnected before the run finished"
+        return "cancelled: the run was stopped before it finished"
+    return f"{type(error).__name__}: {error}"
 
 
 class InstrumentedEngine(Engine):  # type: ignore[misc]
@@ -104,8 +123,8 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
                 info=self._info(),
                 input=_text(input_message),
                 output=output,
-                status="error" if error else "success",
-                error=f"{type(error).__name__}: {error}" if error else None,
+                status="success" if error is None else "cancelled" if _cancelled(error) else "error",
+                error=_error_text(error),
                 started_at=started,
                 completed_at=done,
                 duration_ms=(done - started) * 1000.0,
@@ -156,6 +175,7 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
         parts: list[str] = []
         error: BaseException | None = None
         # The generator's steps run in the consumer's context, so the vars are set per step.
+        stream: AsyncGenerator[MessageChunk, None] | None = None
         try:
             stream = super()._call_agent_stream_impl(agent_name, input_message, **kwargs)
             while True:
@@ -176,8 +196,14 @@ class InstrumentedEngine(Engine):  # type: ignore[misc]
             error = exc
             raise
         finally:
-            output = None if error else "".join(parts)
+            # A cancelled stream keeps what it produced (what the client received).
+            output = None if error is not None and not _cancelled(error) else "".join(parts)
             self._finish(run_id, agent_name, parent, input_message, started, output, error, counter[0], True)
+            if stream is not None:
+                # Now, in this context (the LLM reports its usage on close); a failing close
+                # must not replace the run's own outcome.
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
 
     # -- tools --------------------------------------------------------------------------
 

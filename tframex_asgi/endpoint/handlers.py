@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from tframex_asgi.auth.principal import stored_user_id, subject_of
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint.conversations import conversation_owner, parse_conversation_id
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
-from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
+from tframex_asgi.endpoint.sse import SSE_HEADERS, EventStream, end_with, is_disconnect, sse
 from tframex_asgi.errors import (
     AuthorizationError,
     LLMError,
@@ -25,6 +26,7 @@ from tframex_asgi.errors import (
     ValidationError,
 )
 from tframex_asgi.events import RunInfo
+from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.rbac.resources import rbac_enforced
 from tframex_asgi.storage.base import Row
 
@@ -89,18 +91,8 @@ def run_info(request: Request, conversation_id: str | None = None) -> RunInfo:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise ValidationError("the body is not valid UTF-8") from None
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object")
-    return body
+    # The one shared parser (bad JSON, too deep, wrong top-level type: all a 400).
+    return await read_json_object(request)
 
 
 def run_request(body: dict[str, Any]) -> tuple[str, str | None, bool]:
@@ -200,9 +192,7 @@ async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
     history = await conversations.history(conversation_id, ep.services.config.server.history_limit)
     info = run_info(request, conversation_id)
     if stream:
-        return StreamingResponse(
-            _stream_run(ep, name, text, info, history), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStream(_stream_run(ep, name, text, info, history), SSE_HEADERS)  # type: ignore[return-value]
     try:
         result = await ep.runner.run_agent(name, text, info, history)
     except Exception as exc:
@@ -217,17 +207,30 @@ async def _stream_run(
     ep: TFrameXEndpoint, name: str, text: str, info: RunInfo, history: list[Any]
 ) -> AsyncIterator[bytes]:
     parts: list[str] = []
+    assert info.conversation_id is not None
+    saving = False
+    chunks = ep.runner.stream_agent(name, text, info, history)
     try:
-        async for chunk in ep.runner.stream_agent(name, text, info, history):
+        async for chunk in chunks:
             if chunk.content:
                 parts.append(chunk.content)
                 yield sse({"content": chunk.content}, "chunk")
             elif chunk.tool_calls:
                 yield sse({"tool_calls": [c.function.name for c in chunk.tool_calls]}, "tool_call")
         output = "".join(parts)
-        assert info.conversation_id is not None
+        saving = True
         await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", output)])
         yield sse({"output": output, "conversation_id": info.conversation_id, "usage": usage_json(info)}, "done")
+    except asyncio.CancelledError as exc:
+        await end_with(chunks, exc)  # cancelled at our yield: the run ends with the same cause
+        if is_disconnect(exc) and not saving:
+            # The client left mid-stream: keep the turn as far as it went (the run record says
+            # cancelled), so the conversation shows what the client was sent.
+            try:
+                await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", "".join(parts))])
+            except Exception:
+                logger.warning("conversation %s: the cancelled turn could not be stored", info.conversation_id)
+        raise
     except Exception as exc:
         err = failure(exc)
         yield sse({"error": {"code": err.code, "message": err.message}}, "error")

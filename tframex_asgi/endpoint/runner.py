@@ -7,6 +7,7 @@ concurrent requests share.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run
+from tframex_asgi.endpoint.sse import end_with
 from tframex_asgi.errors import AuthorizationError, NotFoundError, ServiceUnavailableError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
 from tframex_asgi.llm.usage import current_usage
@@ -113,9 +115,27 @@ class AgentRunner:
                 finally:
                     current_run.reset(run_token)
                     current_usage.reset(usage_token)
-                yield chunk
+                try:
+                    yield chunk
+                except asyncio.CancelledError as exc:
+                    # Cancelled while waiting at the yield (the client left between two chunks):
+                    # end the engine's stream with the same cause, so it records the same outcome.
+                    run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
+                    try:
+                        await end_with(stream, exc)
+                    finally:
+                        current_run.reset(run_token)
+                        current_usage.reset(usage_token)
+                    raise
         finally:
-            await stream.aclose()
+            # Closed early (the client left while we waited at the yield): the engine records
+            # the run and the LLM its usage in this step, so they need the run's vars as well.
+            run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
+            try:
+                await stream.aclose()
+            finally:
+                current_run.reset(run_token)
+                current_usage.reset(usage_token)
 
     def check_agent(self, name: str, info: RunInfo | None = None) -> None:
         """NotFoundError for an unknown agent; with ``info``, AuthorizationError when its caller

@@ -9,7 +9,8 @@ Rules, applied to the conversation it is given:
 * otherwise it answers ``"Echo: <text>"``; a system prompt containing ``UPPERCASE`` upper-cases
   the answer and one containing ``REVERSE`` reverses its words.
 
-Streaming yields the answer word by word (``chunk_delay`` seconds apart).
+Streaming yields the answer word by word (``chunk_delay`` seconds apart), reporting each word's
+token as it is yielded.
 """
 
 from __future__ import annotations
@@ -49,19 +50,24 @@ class OfflineLLM(BaseLLMWrapper):  # type: ignore[misc]
     ) -> Message | AsyncGenerator[MessageChunk, None]:
         reply = self._reply(messages, kwargs.get("tools") or [])
         prompt_tokens = sum(_words(m.content or "") for m in messages)
-        report_usage(prompt_tokens, _words(reply.content or "") + len(reply.tool_calls or ()))
         if not stream:
+            report_usage(prompt_tokens, _words(reply.content or "") + len(reply.tool_calls or ()))
             return reply
+        # Streaming reports each completion token as it is produced, so a stream the client
+        # leaves early counts only what was sent (one token per word, as above).
+        report_usage(prompt_tokens, 0)
         return self._stream(reply)
 
     async def _stream(self, reply: Message) -> AsyncGenerator[MessageChunk, None]:
         if reply.tool_calls:
+            report_usage(0, len(reply.tool_calls))
             yield MessageChunk(role="assistant", content=None, tool_calls=reply.tool_calls)
             return
         words = (reply.content or "").split(" ")
         for i, word in enumerate(words):
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            report_usage(0, 1 if word else 0)
             yield MessageChunk(role="assistant", content=word if i == 0 else " " + word)
 
     def _reply(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> Message:

@@ -70,6 +70,10 @@ class StrictOpenAIChatLLM(OpenAIChatLLM):  # type: ignore[misc]
 
     async def _stream(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> AsyncGenerator[MessageChunk, None]:
         calls: dict[int, dict[str, Any]] = {}
+        # Servers report usage in a last chunk, if at all; a stream that ends without it (the
+        # client left, or the server sends none) counts one completion token per content delta,
+        # so token budgets are charged for what was produced rather than nothing.
+        deltas, reported = 0, False
         try:
             async with client.stream("POST", self.chat_completions_url, json=payload) as response:
                 if response.status_code != 200:
@@ -86,10 +90,12 @@ class StrictOpenAIChatLLM(OpenAIChatLLM):  # type: ignore[misc]
                         raise LLMError(f"LLM {self.model_id} sent a malformed stream chunk") from exc
                     usage = chunk.get("usage")
                     if usage:
+                        reported = True
                         report_usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
                     for choice in chunk.get("choices") or ():
                         delta = choice.get("delta") or {}
                         if delta.get("content"):
+                            deltas += 1
                             yield MessageChunk(role="assistant", content=delta["content"])
                         for part in delta.get("tool_calls") or ():
                             slot = calls.setdefault(int(part.get("index", 0)), {"id": None, "name": "", "args": ""})
@@ -99,6 +105,9 @@ class StrictOpenAIChatLLM(OpenAIChatLLM):  # type: ignore[misc]
                             slot["args"] += fn.get("arguments") or ""
         except httpx.HTTPError as exc:
             raise LLMError(f"LLM {self.model_id} stream failed: {type(exc).__name__}") from exc
+        finally:
+            if not reported and deltas:
+                report_usage(0, deltas)
         if calls:
             yield MessageChunk(
                 role="assistant",

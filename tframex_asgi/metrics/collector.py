@@ -29,7 +29,8 @@ __all__ = ["MetricsCollector"]
 
 logger = logging.getLogger("tframex_asgi.metrics")
 _NULL = NullRecorder()
-_STATUSES = frozenset(("success", "error"))
+# "cancelled": a streamed run whose client disconnected (see endpoint/sse.py).
+_STATUSES = frozenset(("success", "error", "cancelled"))
 _MAX_LABEL = 128
 
 

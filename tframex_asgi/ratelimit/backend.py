@@ -65,6 +65,8 @@ class StorageUnavailable(ServiceUnavailableError):
     """The rate-limit storage failed or did not answer within the configured timeout."""
 
     code = "ratelimit_unavailable"
+    # Seconds a client should wait (the circuit's cooldown); set by whoever answers the 503.
+    retry_after: float = 1.0
 
 
 @dataclass

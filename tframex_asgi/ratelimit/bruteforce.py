@@ -22,6 +22,12 @@ What a request costs, and what is guaranteed:
   With ``memory://`` this keeps the old answer exactly (a blocked address is refused even with a
   cached credential); with Redis, an address blocked only by failures that other workers saw can
   keep using a credential this worker already verified, until the cache entry expires.
+* Storage down and ``fail_open: false``: ``blocked(ip)`` raises :class:`StorageUnavailable`
+  (``retry_after`` set), so the authentication layer answers the same 503
+  ``ratelimit_unavailable`` as the rate limiter. An outage is not a verdict on the caller: answering
+  429 ``too_many_auth_failures`` would tell a client with a valid key that it is blocked. The
+  backend's circuit retries the storage after ``cooldown``, so service returns within a cooldown
+  of Redis answering again.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ class AuthFailureGuard:
     ``suspect(ip)`` -> whether a cached credential from ``ip`` must still be checked.
 
     Storage trouble follows the rate limiter's policy: with ``fail_open`` nobody is blocked,
-    otherwise everybody is (for ``cooldown`` seconds), and neither call ever raises.
+    otherwise ``blocked`` raises :class:`StorageUnavailable` (the caller answers 503);
+    ``record_failure`` never raises.
     """
 
     def __init__(
@@ -96,10 +103,11 @@ class AuthFailureGuard:
                 window = await self.backend.window(policy.item, "af", ip)
                 if window.remaining <= 0:
                     wait = max(wait, window.reset, 1.0)
-        except StorageUnavailable:
+        except StorageUnavailable as exc:
             if self.fail_open:
                 return None
-            wait = max(self.backend.cooldown, 1.0)
+            exc.retry_after = max(self.backend.cooldown, 1.0)
+            raise
         if wait:
             self.stats.auth_failures_blocked_total += 1
             return wait

@@ -75,7 +75,8 @@ class RateLimitMiddleware:
             return
         try:
             await self.app(scope, receive, app_send)
-        except Exception:
+        except BaseException:
+            # Cancelled or failed mid-run: the tokens produced so far were still spent.
             await self._charge(tokens, state)
             raise
         await self._charge(tokens, state)

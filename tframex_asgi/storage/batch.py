@@ -30,6 +30,7 @@ class BatchWriting:
     storage: BaseStorage
     written_total: int
     rejected_total: int
+    _spilling: bool  # already spilling: an outage was logged, retries log at debug
     _trusted_ok: bool | None = None  # whether storage.write_many takes ``trusted`` (checked once)
 
     async def _write(self, items: list[Item], done: Callable[[int], None]) -> bool:
@@ -53,13 +54,18 @@ class BatchWriting:
                 if not await self._one_by_one(table, rows):
                     return False
             except Exception as exc:
-                logger.warning("write queue: database unavailable (%s); spilling", exc)
+                self._log_outage(exc)
                 return False
             else:
                 self.written_total += len(rows)
             done(len(rows))
             start = end
         return True
+
+    def _log_outage(self, exc: Exception) -> None:
+        log = logger.debug if self._spilling else logger.warning
+        cause = exc.__cause__ or exc  # the driver error (our StorageError is generic)
+        log("write queue: database unavailable (%s: %s); spilling", type(cause).__name__, cause)
 
     def _takes_trusted(self) -> bool:
         takes = self._trusted_ok
@@ -91,7 +97,7 @@ class BatchWriting:
                 except ValidationError as exc:
                     self._reject(table, exc)
                 except Exception as exc:
-                    logger.warning("write queue: database unavailable (%s); spilling", exc)
+                    self._log_outage(exc)
                     return False
                 else:
                     self.written_total += 1

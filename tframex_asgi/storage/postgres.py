@@ -26,11 +26,12 @@ from tframex_asgi.storage.schema import TABLES, Table
 from tframex_asgi.storage.schema import table as schema_table
 from tframex_asgi.storage.sqlbase import SQLStorage
 from tframex_asgi.storage.sqlbuild import SQLBuilder
+from tframex_asgi.storage.unavailable import storage_unavailable
 
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
 
-__all__ = ["COPY_THRESHOLD", "PostgresStorage"]
+__all__ = ["COPY_THRESHOLD", "DRIVER_ERRORS", "PostgresStorage", "translate"]
 
 COPY_THRESHOLD = 1000  # rows; below this, executemany is as fast and simpler
 _MIGRATION_LOCK = 0x7F3A_0001  # pg_advisory_xact_lock key: one migrator per database at a time
@@ -56,15 +57,22 @@ def _encode(kind: str, value: Any) -> Any:
     return value
 
 
+# Every way the driver fails. InternalClientError is not an InterfaceError: asyncpg raises it
+# ("cannot switch to state ...") when a connection dies mid-protocol, as in a server restart.
+DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 def translate(exc: BaseException) -> Exception:
-    """Driver errors -> our tree: constraint violations are conflicts, the rest is an outage."""
+    """Driver errors -> our tree: constraint violations are conflicts, bad values a 400, the
+    rest an outage (a generic 503 ``storage_unavailable``; the driver's text, with the host and
+    port, goes to the log only)."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         return ConflictError(f"duplicate key: {exc.detail or exc}")
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return ConflictError(f"foreign key violated: {exc.detail or exc}", code="foreign_key")
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError):
         return ValidationError(f"PostgreSQL rejected the value: {exc}")
-    return StorageError(f"PostgreSQL: {type(exc).__name__}: {exc}")
+    return storage_unavailable("PostgreSQL", exc)
 
 
 async def _keep_session(conn: Any) -> None:
@@ -94,7 +102,8 @@ class PostgresStorage(SQLStorage):
             self.pool = await asyncpg.create_pool(
                 self.dsn, min_size=self.min_size, max_size=self.max_size, timeout=10, reset=_keep_session
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
+            # Raised at startup, to the operator (not in a response): the detail helps.
             raise StorageError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
         if self.auto_migrate:
             await self.migrate()
@@ -109,6 +118,16 @@ class PostgresStorage(SQLStorage):
             raise StorageError("PostgreSQL storage is not connected (await storage.connect())")
         return self.pool
 
+    async def _failed(self, exc: BaseException) -> Exception:
+        """Our error for ``exc``; after an outage-type failure every pooled connection is
+        replaced on its next use. A server restart leaves each idle connection dead, and without
+        this each would fail one more query (one more spill, one more 503) before the pool
+        noticed, which kept the writer off a database that was already back."""
+        error = translate(exc)
+        if isinstance(error, StorageError) and self.pool is not None:
+            await self.pool.expire_connections()
+        return error
+
     async def ping(self) -> bool:
         try:
             await self._fetch("SELECT 1", ())
@@ -122,8 +141,8 @@ class PostgresStorage(SQLStorage):
             async with self._pool().acquire() as conn, conn.transaction():
                 for sql, params in statements:
                     status = await conn.execute(sql, *params)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise await self._failed(exc) from exc
         # "UPDATE 3" / "DELETE 0": the count is the last word of the command tag.
         return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
 
@@ -131,14 +150,14 @@ class PostgresStorage(SQLStorage):
         try:
             async with self._pool().acquire() as conn, conn.transaction():
                 await conn.executemany(sql, rows)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise await self._failed(exc) from exc
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         try:
             return list(await self._pool().fetch(sql, *params))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise await self._failed(exc) from exc
 
     def _decode(self, tbl: Table, raw: Sequence[Any]) -> Row:
         return {
@@ -164,8 +183,8 @@ class PostgresStorage(SQLStorage):
                     f"INSERT INTO {quote(tbl.name)} ({cols}) SELECT {cols} FROM {quote(temp)} "
                     f"ON CONFLICT ({keys}) DO NOTHING"
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate(exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise await self._failed(exc) from exc
 
     async def write_many(
         self, table: str, rows: Sequence[Any], *, skip_existing: bool = False, trusted: bool = False
@@ -207,6 +226,6 @@ class PostgresStorage(SQLStorage):
                         f"INSERT INTO {VERSION_TABLE} (version, name) VALUES ($1, $2)", version, MIGRATIONS[version]
                     )
                     applied.append(version)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StorageError(f"PostgreSQL migration failed: {exc}") from exc
         return applied

@@ -44,12 +44,15 @@ class WriteQueue(BatchWriting):
         config: WriteQueueConfig | None = None,
         *,
         spill_path: str | None = None,
-        retry_delay: float = 0.1,
-        max_retry_delay: float = 5.0,
+        retry_delay: float = 0.05,
+        max_retry_delay: float = 0.25,
     ) -> None:
         self.storage = storage
         self.config = config or WriteQueueConfig()
         self.spill = SpillFile(spill_path or self.config.spill_path)
+        # While the database is down the writer retries at most max_retry_delay apart: one
+        # failed connection attempt costs next to nothing, and every second of backoff is a
+        # second the database may already be back while rows still go to the spill file.
         self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
         self._queue: deque[Item] = deque()
         self._inflight: list[Item] = []
@@ -227,6 +230,8 @@ class WriteQueue(BatchWriting):
         while True:
             if self._spilling:
                 if await self._replay_once():
+                    if delay > self.retry_delay:
+                        logger.warning("write queue: database answering again; replaying %d rows", self._backlog)
                     delay = self.retry_delay
                 elif self._stopping:
                     return  # the database is still down: the spill file keeps the rows

@@ -25,6 +25,7 @@ from tframex_asgi.events import (
     RunInfo,
     ToolCalled,
 )
+from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.queue import WriteQueue, get_writer
 from tframex_asgi.storage.validate import MAX_VALUE_CHARS
 
@@ -43,15 +44,11 @@ def _ts(seconds: float) -> datetime:
 
 
 def _text(value: Any, limit: int = MAX_VALUE_CHARS) -> str | None:
-    """Storable text: NUL and lone surrogates replaced, clipped to the column's size."""
+    """Storable text, clipped to the column's size. Client input was refused at the door if it
+    held NUL or a lone surrogate; what a run produced gets U+FFFD instead (see storable.py)."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    if not text.isascii():
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text[:limit]
+    return storable_text(value if isinstance(value, str) else str(value))[:limit]
 
 
 def _uuid(value: str | None) -> str | None:
@@ -63,10 +60,12 @@ def _uuid(value: str | None) -> str | None:
 
 def _json(value: Any) -> Any:
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         return {"repr": _text(repr(value), 10_000)}
-    return value
+    # Arguments a model chose may hold NUL or lone surrogates (decoded from its JSON): the writer
+    # would refuse the row, so they are stored replaced instead (ensure_ascii escapes both).
+    return storable_json(value) if "\\u0000" in text or "\\ud" in text else value
 
 
 def _meta(info: RunInfo, **extra: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tframex_asgi.storage.ddl import LATEST, MIGRATIONS, VERSION_TABLE, migratio
 from tframex_asgi.storage.schema import Table
 from tframex_asgi.storage.sqlbase import SQLStorage
 from tframex_asgi.storage.sqlbuild import SQLBuilder
+from tframex_asgi.storage.unavailable import storage_unavailable
 
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
@@ -54,7 +55,7 @@ def _translate(exc: sqlite3.Error) -> Exception:
     if isinstance(exc, sqlite3.IntegrityError):
         code = "foreign_key" if "FOREIGN KEY" in text else "conflict"
         return ConflictError(f"constraint violated: {text}", code=code)
-    return StorageError(f"SQLite: {text}")
+    return storage_unavailable("SQLite", exc)  # generic to the client: the text may name the file
 
 
 # Bound parameters one statement may carry: SQLite's compile-time default since 3.32 (999 before).

@@ -6,13 +6,14 @@ to the agent's LLM and calls to them come back as ``tool_calls`` (see :mod:`.ove
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from tframex import Message
 from tframex.models.primitives import ToolCall
 
@@ -21,7 +22,7 @@ from tframex_asgi.endpoint.openai.errors import ParamError, openai_error
 from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
 from tframex_asgi.endpoint.openai.models import check_model
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
-from tframex_asgi.endpoint.sse import SSE_HEADERS, sse
+from tframex_asgi.endpoint.sse import SSE_HEADERS, EventStream, end_with, sse
 from tframex_asgi.events import RunInfo, Usage
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ async def chat_completions(request: Request, ep: TFrameXEndpoint) -> Response:
     ep.runner.check_agent(req.model, info)  # per-agent rules: a 403 before any stream starts
     overlay = RunOverlay(req.tools, req.instructions)
     if req.stream:
-        return StreamingResponse(_stream(ep, req, info, overlay), media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStream(_stream(ep, req, info, overlay), SSE_HEADERS)  # type: ignore[return-value]
     try:
         result = await ep.runner.run_agent(req.model, req.input, info, req.history, overlay)
     except Exception as exc:
@@ -160,10 +161,14 @@ async def _stream(ep: TFrameXEndpoint, req: ChatRequest, info: RunInfo, overlay:
     # With include_usage every chunk carries "usage": null and one last chunk (no choices) the total.
     extra: dict[str, Any] = {"usage": None} if req.include_usage else {}
     yield sse(chunk(cid, created, req.model, {"role": "assistant", "content": ""}, **extra))
+    parts = ep.runner.stream_agent(req.model, req.input, info, req.history, overlay)
     try:
-        async for part in ep.runner.stream_agent(req.model, req.input, info, req.history, overlay):
+        async for part in parts:
             if part.content:
                 yield sse(chunk(cid, created, req.model, {"content": part.content}, **extra))
+    except asyncio.CancelledError as exc:
+        await end_with(parts, exc)  # cancelled at our yield: the run ends with the same cause
+        raise
     except Exception as exc:
         err = failure(exc)
         yield sse(openai_error(err.status, err.code, err.message))

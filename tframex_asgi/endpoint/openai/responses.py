@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from tframex import Message
 from tframex.models.primitives import FunctionCall, ToolCall
 
@@ -33,7 +33,7 @@ from tframex_asgi.endpoint.openai.errors import ParamError
 from tframex_asgi.endpoint.openai.messages import ClientToolSpec, parse_message, parse_tools, split_turn
 from tframex_asgi.endpoint.openai.models import check_model
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
-from tframex_asgi.endpoint.sse import SSE_HEADERS
+from tframex_asgi.endpoint.sse import SSE_HEADERS, EventStream
 from tframex_asgi.errors import NotFoundError
 from tframex_asgi.events import RunInfo, Usage
 
@@ -258,7 +258,7 @@ async def create_response(request: Request, ep: TFrameXEndpoint) -> Response:
     if turn.req.stream:
         from tframex_asgi.endpoint.openai.responses_stream import stream_response
 
-        return StreamingResponse(stream_response(ep, turn), media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStream(stream_response(ep, turn), SSE_HEADERS)  # type: ignore[return-value]
     try:
         result = await ep.runner.run_agent(turn.req.model, turn.input, turn.info, turn.history, turn.overlay)
     except Exception as exc:

@@ -8,6 +8,7 @@ its content (``response.content_part.added``, ``response.output_text.delta`` ...
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.endpoint.handlers import failure
 from tframex_asgi.endpoint.openai.responses import Turn, call_item, message_item
-from tframex_asgi.endpoint.sse import sse
+from tframex_asgi.endpoint.sse import end_with, sse
 
 if TYPE_CHECKING:
     from tframex_asgi.endpoint.app import TFrameXEndpoint
@@ -65,8 +66,9 @@ async def stream_response(ep: TFrameXEndpoint, turn: Turn) -> AsyncIterator[byte
     yield ev("response.in_progress", response=turn.body("in_progress", []))
     item_id = f"msg_{uuid.uuid4().hex}"
     parts: list[str] = []
+    chunks = ep.runner.stream_agent(turn.req.model, turn.input, turn.info, turn.history, turn.overlay)
     try:
-        async for chunk in ep.runner.stream_agent(turn.req.model, turn.input, turn.info, turn.history, turn.overlay):
+        async for chunk in chunks:
             if not chunk.content:
                 continue
             if not parts:
@@ -77,6 +79,9 @@ async def stream_response(ep: TFrameXEndpoint, turn: Turn) -> AsyncIterator[byte
             yield ev("response.output_text.delta", **where, delta=chunk.content, logprobs=[])
         text = "".join(parts)
         await turn.store(ep, text or None)
+    except asyncio.CancelledError as exc:
+        await end_with(chunks, exc)  # cancelled at our yield: the run ends with the same cause
+        raise
     except Exception as exc:
         err = failure(exc)
         yield ev("response.failed", response=turn.body("failed", [], {"code": err.code, "message": err.message}))
