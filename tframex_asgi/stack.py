@@ -1,7 +1,7 @@
 """Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
 
 request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
-authorization -> app. A disabled feature adds no layer at all: the request-context layer is there
+authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app. A disabled feature adds no layer at all: the request-context layer is there
 when another layer or persistence needs it, or to echo the request id header; with every feature
 off and ``server.request_id_header: null`` the stack adds no layer.
 """
@@ -83,6 +83,14 @@ LAYERS: tuple[Layer, ...] = (
         "tframex_asgi.rbac.layer:build_layer",
         lambda c: c.security.enabled and c.security.rbac.enabled,
         "enterprise.security.rbac",
+    ),
+    # The stack's own /metrics, /audit and /admin/* routes, innermost so authorization covers
+    # them: served around any app, not only the TFrameX endpoint.
+    Layer(
+        "routes",
+        "tframex_asgi.routes_layer:build_layer",
+        lambda c: c.metrics.enabled or c.security.enabled,
+        "enterprise",
     ),
 )
 
