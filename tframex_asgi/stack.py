@@ -1,8 +1,8 @@
 """Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
 
 request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
-authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app. A disabled feature adds no layer at all: the request-context layer is there
-when another layer or persistence needs it, or to echo the request id header; with every feature
+authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app.
+A disabled feature adds no layer at all: the request-context layer is there when another layer or persistence needs it, or to echo the request id header; with every feature
 off and ``server.request_id_header: null`` the stack adds no layer.
 """
 

@@ -73,7 +73,8 @@ async def test_metrics_audit_and_admin_are_served_around_a_plain_app(make_app: C
 
         metrics = await http.get("/metrics", headers=dev)  # developer holds metrics.view
         assert metrics.status_code == 200, metrics.text
-        assert 'tframex_http_requests_total{method="GET",route="/hello",status_class="2xx"}' in metrics.text, metrics.text
+        series = 'tframex_http_requests_total{method="GET",route="/hello",status_class="2xx"}'
+        assert series in metrics.text, metrics.text
         assert (await http.get("/metrics", headers=plain)).status_code == 403  # role user: no metrics.view
         assert (await http.get("/audit", headers=dev)).status_code == 403
         assert (await http.get("/admin/users", headers=dev)).status_code == 403

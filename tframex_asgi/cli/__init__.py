@@ -13,7 +13,7 @@ from tframex_asgi.errors import TFrameXASGIError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("serve", "migrate", "users", "roles", "keys", "audit", "config_cmd", "data")
+COMMANDS = ("serve", "migrate", "users", "roles", "keys", "audit", "config_cmd", "data", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:
