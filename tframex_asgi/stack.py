@@ -2,8 +2,9 @@
 
 request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
 authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app.
-A disabled feature adds no layer at all: the request-context layer is there when another layer or persistence needs it, or to echo the request id header; with every feature
-off and ``server.request_id_header: null`` the stack adds no layer.
+A disabled feature adds no layer at all: the request-context layer is there when another
+layer or persistence needs it, or to echo the request id header; with every feature off and
+``server.request_id_header: null`` the stack adds no layer.
 """
 
 from __future__ import annotations
