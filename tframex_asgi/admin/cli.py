@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from tframex_asgi.admin.service import AdminService, get_admin
 from tframex_asgi.config import EnterpriseConfig
-from tframex_asgi.errors import NotFoundError
+from tframex_asgi.errors import ConfigError, NotFoundError
 from tframex_asgi.services import Services
 
-__all__ = ["KEY_WARNING", "print_rows", "resolve_user", "run_admin", "with_admin"]
+__all__ = ["KEY_WARNING", "print_rows", "require_durable_storage", "resolve_user", "run_admin", "with_admin"]
 
 T = TypeVar("T")
 logger = logging.getLogger("tframex_asgi.cli")
@@ -40,10 +40,24 @@ async def with_admin(config: EnterpriseConfig, work: Callable[[AdminService], Aw
         await services.shutdown()  # flushes the audit queue
 
 
+def require_durable_storage(config: EnterpriseConfig) -> None:
+    """Refuse to run against memory-only storage: a CLI process would create users, keys or
+    roles in its own memory, print "store it now", and lose them when it exits."""
+    if not config.persistence.enabled or config.persistence.url.startswith("memory:"):
+        raise ConfigError(
+            "enterprise.persistence",
+            "persistence is off (memory-only storage), so users, keys and roles would be lost when this command "
+            "exits; point --config at the file the server uses, or enable enterprise.persistence "
+            "(e.g. connection_string: sqlite:///./tframex.db)",
+        )
+
+
 def run_admin(args: argparse.Namespace, work: Callable[[AdminService], Awaitable[T]]) -> T:
     from tframex_asgi.cli.common import config_from_args
 
-    return asyncio.run(with_admin(config_from_args(args), work))
+    config = config_from_args(args)
+    require_durable_storage(config)
+    return asyncio.run(with_admin(config, work))
 
 
 async def resolve_user(admin: AdminService, ref: str) -> dict[str, Any]:

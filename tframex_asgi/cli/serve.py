@@ -59,11 +59,22 @@ def build_server_app(args: argparse.Namespace, *, announce: Any = print) -> Any:
 
     config = config_from_args(args)
     stack = build_stack(TFrameXEndpoint(load_tframex_app(args.app)), config)
-    _bootstrap_admin(stack, announce)
+    _bootstrap_admin(stack, announce, base_url(args, for_client=True))
     return stack
 
 
-def _bootstrap_admin(stack: Any, announce: Any) -> None:
+def base_url(args: argparse.Namespace, *, for_client: bool = False) -> str:
+    """The bound address as a URL (bracketed IPv6); ``for_client``: one a local client can use
+    (loopback instead of a wildcard bind)."""
+    host = getattr(args, "host", "127.0.0.1") or "127.0.0.1"
+    if for_client and host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{getattr(args, 'port', 8000)}"
+
+
+def _bootstrap_admin(stack: Any, announce: Any, url: str = "http://127.0.0.1:8000") -> None:
     """On first start with security on, create an admin and print its API key once."""
     if not stack.config.security.enabled:
         return
@@ -82,7 +93,7 @@ def _bootstrap_admin(stack: Any, announce: Any) -> None:
                 "\n"
                 f"  Created admin user {username!r}. Its API key is shown ONCE, store it now:\n\n"
                 f"      {key}\n\n"
-                f"  Try:  curl -H '{header}: {key}' http://HOST:PORT/agents\n"
+                f"  Try:  curl -H '{header}: {key}' {url}/agents\n"
             )
 
     services.on_startup(hook)
@@ -95,7 +106,12 @@ def _serve(args: argparse.Namespace) -> int:
     for noisy in ("tframex", "tframex.agents", "tframex.engine", "tframex.app"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app = build_server_app(args)
-    print(f"tframex-asgi: serving on http://{args.host}:{args.port} (layers: {', '.join(app.layers)})", flush=True)
+    print(f"tframex-asgi: serving on {base_url(args)} (layers: {', '.join(app.layers)})", flush=True)
+    if not app.config.persistence.enabled:
+        print(
+            "tframex-asgi: persistence is off: users, API keys and audit rows live in memory and are lost at exit",
+            flush=True,
+        )
     # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1; our own trusted-proxy list decides.
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
                 proxy_headers=False)
