@@ -16,4 +16,6 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         header_name=cfg.server.request_id_header,
         trust_request_id=cfg.server.trust_request_id,
         trusted_proxies=cfg.security.trusted_proxies,
+        # Set by the authorization layer, built before this one (layers are built inside out).
+        route_table=services.extras.get("route_table"),
     )

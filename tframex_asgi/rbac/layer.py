@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
-from tframex_asgi.paths import RouteTable, normalize_path, parse_rule
+from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path, parse_rule
 from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
 from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
@@ -83,7 +83,11 @@ class AuthorizationMiddleware:
             state = get_state(scope)
         # A websocket handshake is authorized by explicit "WEBSOCKET /path" rules only.
         method = scope.get("method", "") if kind == "http" else "WEBSOCKET"
-        path = normalize_path(scope)  # computed once per request, shared with audit and rate limit
+        early = state.get(MATCH_KEY)  # the context layer matched this table already
+        if early is None or early[0] is not self.table or early[1] is not scope.get("path"):
+            early = None
+        # computed once per request, shared with audit and rate limit
+        path = early[2] if early is not None else normalize_path(scope)
         if path is None:
             state["route"] = UNMATCHED
             await self._deny(scope, send, 400, "bad_path", "bad_path", "the request path is malformed")
@@ -97,7 +101,7 @@ class AuthorizationMiddleware:
                 state["route"] = UNMATCHED
                 await self._deny(scope, send, 403, "forbidden", "forbidden", "method override headers are refused")
                 return
-        found = self.table.match(method, path)
+        found = early[3] if early is not None else self.table.match(method, path)
         if found is None:
             state["route"] = UNMATCHED
             await self._deny(scope, send, 403, "forbidden", "unmapped_route", "no permission grants this route")
@@ -153,5 +157,7 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         rules[f"GET {prometheus.path}"] = "metrics.view"
     rules.update(security.rbac.routes)
     table = build_route_table(rules, public_paths=security.public_paths)
+    # The context layer (built after this one, outermost) matches it once per request.
+    services.extras["route_table"] = table
     logger.debug("authorization: %d route rules", len(table))
     return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))
