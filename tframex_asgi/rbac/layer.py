@@ -8,7 +8,9 @@ Runs after authentication, so ``scope["auth"].scopes`` already holds the caller'
    handler we did not authorize);
 3. no rule for (method, path): 403 ``unmapped_route``. That covers OPTIONS, TRACE, lower-case
    and unknown methods: only HEAD borrows GET's rule;
-4. a ``public`` rule passes; otherwise no identity: 401, missing permission: 403 ``forbidden``.
+4. a ``public`` rule passes; otherwise no identity: 401, missing permission: 403 ``forbidden``
+   (an ``@authenticated`` rule, learned from an in-app guard with several permissions, needs an
+   identity only: the guard checks the permissions).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
 from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path, parse_rule
+from tframex_asgi.rbac.discover import AUTHENTICATED, guarded_routes
 from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
 from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
@@ -114,7 +117,7 @@ class AuthorizationMiddleware:
             if user is None or not getattr(user, "is_authenticated", False):
                 await self._deny(scope, send, 401, "unauthenticated", "missing_credentials", "authentication required")
                 return
-            if permission not in getattr(scope.get("auth"), "scopes", ()):
+            if permission != AUTHENTICATED and permission not in getattr(scope.get("auth"), "scopes", ()):
                 await self._deny(scope, send, 403, "forbidden", "forbidden", f"missing permission {permission}")
                 return
         await self.app(scope, receive, send)
@@ -151,7 +154,9 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         from tframex_asgi.admin.routes import admin_routes
 
         services.extras.setdefault("routes", []).extend(admin_routes(services))
-    rules: dict[str, str] = {}
+    # Routes the app guards itself (RequirePermission / @require_permission) need no second
+    # declaration; explicit rbac.routes entries, added after, win.
+    rules: dict[str, str] = guarded_routes(app)
     prometheus = services.config.metrics.backends.prometheus
     if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
         rules[f"GET {prometheus.path}"] = "metrics.view"
@@ -160,4 +165,15 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
     # The context layer (built after this one, outermost) matches it once per request.
     services.extras["route_table"] = table
     logger.debug("authorization: %d route rules", len(table))
+
+    async def learn_late_routes() -> None:
+        # Routers included after the stack was built: their guarded routes are added now
+        # (never replacing a rule the table already has).
+        for rule, value in guarded_routes(app).items():
+            try:
+                table.add(rule, value)
+            except ValueError:
+                continue
+
+    services.on_startup(learn_late_routes)
     return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))
