@@ -170,6 +170,8 @@ class EnterpriseStack:
 
     Use it as a server's app, as ``app.add_middleware(EnterpriseMiddleware, ...)`` in
     Starlette/FastAPI, or ``async with stack:`` in tests (ASGI transports that run no lifespan).
+    ``bootstrap_admin=True``: on first start (no users stored yet) create an ``admin`` user and
+    print its API key once, as ``tframex-asgi serve`` does.
     """
 
     def __init__(
@@ -180,6 +182,7 @@ class EnterpriseStack:
         services: Services | None = None,
         clock: Clock | None = None,
         interface: Interface = "auto",
+        bootstrap_admin: bool = False,
         **settings: Any,
     ) -> None:
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
@@ -187,6 +190,11 @@ class EnterpriseStack:
         self.services = services or Services(cfg, clock=clock)
         self.inner = as_asgi3(app, interface)
         self.app, self.layers = build_layers(self.inner, self.services)
+        if bootstrap_admin:
+            # First start: create an admin and print its API key once (as `tframex-asgi serve`).
+            from tframex_asgi.admin.bootstrap import announce_first_admin
+
+            announce_first_admin(self.services)
         self._start_lock = asyncio.Lock()
         self._warned_lazy = False
 

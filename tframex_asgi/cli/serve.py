@@ -76,27 +76,9 @@ def base_url(args: argparse.Namespace, *, for_client: bool = False) -> str:
 
 def _bootstrap_admin(stack: Any, announce: Any, url: str = "http://127.0.0.1:8000") -> None:
     """On first start with security on, create an admin and print its API key once."""
-    if not stack.config.security.enabled:
-        return
-    try:
-        from tframex_asgi.admin.bootstrap import bootstrap_admin
-    except ImportError:
-        return
-    services = stack.services
+    from tframex_asgi.admin.bootstrap import announce_first_admin
 
-    async def hook() -> None:
-        created = await bootstrap_admin(services)
-        if created is not None:
-            username, key = created
-            header = services.config.security.auth_providers.api_key.header_name
-            announce(
-                "\n"
-                f"  Created admin user {username!r}. Its API key is shown ONCE, store it now:\n\n"
-                f"      {key}\n\n"
-                f"  Try:  curl -H '{header}: {key}' {url}/agents\n"
-            )
-
-    services.on_startup(hook)
+    announce_first_admin(stack.services, announce, try_url=f"{url}/agents")
 
 
 def _serve(args: argparse.Namespace) -> int:
