@@ -9,12 +9,14 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from tframex_asgi.admin.service import AdminService, get_admin
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError, NotFoundError
 from tframex_asgi.services import Services
+from tframex_asgi.timefmt import json_default, utc_iso
 
 __all__ = ["KEY_WARNING", "print_rows", "require_durable_storage", "resolve_user", "run_admin", "with_admin"]
 
@@ -71,7 +73,7 @@ async def resolve_user(admin: AdminService, ref: str) -> dict[str, Any]:
 def print_rows(rows: Iterable[dict[str, Any]], columns: list[str], as_json: bool) -> None:
     rows = list(rows)
     if as_json:
-        json.dump(rows, sys.stdout, indent=2, default=str)
+        json.dump(rows, sys.stdout, indent=2, default=json_default)
         print()
         return
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
@@ -84,4 +86,6 @@ def print_rows(rows: Iterable[dict[str, Any]], columns: list[str], as_json: bool
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return utc_iso(value)
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)

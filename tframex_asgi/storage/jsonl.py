@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from tframex_asgi.timefmt import utc_iso
+
 __all__ = ["JSONLTarget", "is_jsonl_target", "json_value"]
 
 
@@ -26,8 +28,7 @@ def is_jsonl_target(url: str) -> bool:
 def json_value(value: Any) -> Any:
     """One value as JSON data: aware or naive-UTC datetimes as ``...Z``."""
     if isinstance(value, dt.datetime):
-        moment = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-        return moment.isoformat(timespec="microseconds") + "Z"
+        return utc_iso(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
