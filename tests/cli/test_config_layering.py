@@ -104,6 +104,12 @@ def test_cli_refuses_memory_only_writes(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "store it now" not in done.stdout and "tfx_" not in done.stdout
         assert "enterprise.persistence" in done.stderr and "memory" in done.stderr
+    # serve still runs on it (a demo), but says plainly that users and keys die with the process.
+    server = Server(tmp_path, "--config", "mem.yaml")
+    try:
+        assert "persistence is off" in server.output() and len(KEY.findall(server.output())) == 1
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), server.output()
 
 
 def test_config_check_and_show_print_the_effective_config(tmp_path: Path) -> None:
