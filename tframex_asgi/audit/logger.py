@@ -464,14 +464,20 @@ class AuditLogger:
         old_values: Mapping[str, Any] | None = None,
         new_values: Mapping[str, Any] | None = None,
         scope: Scope | None = None,
+        internal_values: Mapping[str, Any] | None = None,
     ) -> None:
-        """An administrative change (users, roles, keys): always recorded, secrets redacted."""
+        """An administrative change (users, roles, keys): always recorded, secrets redacted.
+
+        ``internal_values`` (JSON-safe) join ``new_values`` unredacted: ids and hashes the package
+        made itself, which shape redaction would take for secrets (32+ hex digits)."""
         with self._lock:
             self._drain_locked()  # requests recorded before this change come first in the chain
             try:
                 principal = self._principal(scope, principal)
                 user_id, actor = self._actor(principal)
                 new = dict(self.redactor.sanitize(new_values)) if new_values is not None else {}
+                if internal_values:
+                    new.update(internal_values)
                 if actor is not None:
                     new.setdefault("actor", actor)
                 row: dict[str, Any] = {

@@ -106,10 +106,13 @@ def _tail(args: argparse.Namespace) -> int:
     async def run() -> None:
         async with _storage_of(config) as storage:
             order = ["-created_at", "-seq"]
-            rows = await storage.read("audit_logs", None, limit=max(args.lines, 0), order_by=order)
-            seen: deque[str] = deque(maxlen=10_000)
-            for row in reversed(rows):
-                seen.append(str(row["id"]))
+            lines = max(args.lines, 0)
+            # --follow polls the newest `window` rows: every row of that window is "seen" from the
+            # start, or the first poll would replay the older ones that -n did not show.
+            window = max(lines, 500) if args.follow else lines
+            rows = await storage.read("audit_logs", None, limit=window, order_by=order)
+            seen: deque[str] = deque((str(row["id"]) for row in reversed(rows)), maxlen=10_000)
+            for row in reversed(rows[:lines]):  # oldest first, newest last, as tail does
                 show(row)
             while args.follow:
                 await asyncio.sleep(args.interval)
