@@ -94,7 +94,7 @@ def _key(config: EnterpriseConfig) -> bytes | None:
 
 def _tail(args: argparse.Namespace) -> int:
     from tframex_asgi.audit.redact import Redactor
-    from tframex_asgi.audit.routes import public_row
+    from tframex_asgi.audit.routes import public_row, query_audit
 
     config = config_from_args(args)
     redactor = Redactor(config.security.audit.redact_fields)
@@ -105,15 +105,15 @@ def _tail(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with _storage_of(config) as storage:
-            order = ["-created_at", "-seq"]
-            rows = await storage.read("audit_logs", None, limit=max(args.lines, 0), order_by=order)
+            # The same keyset read as GET /audit: the newest rows by index, whatever the table's size.
+            rows = await query_audit(storage, {}, limit=max(args.lines, 0)) if args.lines > 0 else []
             seen: deque[str] = deque(maxlen=10_000)
             for row in reversed(rows):
                 seen.append(str(row["id"]))
                 show(row)
             while args.follow:
                 await asyncio.sleep(args.interval)
-                fresh = await storage.read("audit_logs", None, limit=500, order_by=order)
+                fresh = await query_audit(storage, {}, limit=500)
                 known = set(seen)
                 for row in reversed(fresh):
                     if str(row["id"]) not in known:
