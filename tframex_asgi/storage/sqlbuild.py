@@ -117,7 +117,7 @@ class SQLBuilder:
         params: list[Any] = []
         where = self.where(tbl, query.filters, params)
         parts = [where[len(" WHERE ") :]] if where else []
-        parts += [f"{quote(name)} IS NOT NULL" for name in query.order]
+        parts += [f"{quote(name)} IS NOT NULL" for name in query.order if name not in tbl.primary_key]
         for name, (low, high) in query.bounds.items():
             kind = tbl.by_name[name].kind
             for value, op in ((low, ">="), (high, "<=")):
