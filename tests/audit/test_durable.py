@@ -58,9 +58,8 @@ class Serve:
         self.log = tmp_path / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
         cmd = [sys.executable, "-m", "tframex_asgi", "serve", "--config", str(config), "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            [*cmd, "--log-level", "warning"], cwd=tmp_path, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT
-        )
+        out = self.log.open("wb")
+        self.proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=tmp_path, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
