@@ -76,7 +76,7 @@ def test_migrate_postgresql(pg_schema_dsn: str, capsys: pytest.CaptureFixture[st
         finally:
             await conn.close()
 
-    assert asyncio.run(catalog()) == (16, 10)  # 15 tables + the version table; 9 + 1 indexes
+    assert asyncio.run(catalog()) == (16, 17)  # 15 tables + the version table; 9 + 1 + 7 indexes
 
 
 def test_prune_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
