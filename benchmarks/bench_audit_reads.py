@@ -5,12 +5,11 @@
 
 Each documented query (no filter, each filter, the time window, combinations, a page 50 pages deep
 by cursor, `audit tail -n 20`) runs through :func:`tframex_asgi.audit.routes.query_audit`, the
-function the route and the CLI use; the figure is the median wall time of ``--repeat`` runs.
+function the route and the CLI use; the figure is the median wall time of ``--repeat`` runs, the
+sizes (one database each) timed in turn within every round.
 Each cell also says how many rows the query returned (at 1k rows a rare filter has fewer than a
 page). Before migration 3 the newest-first read scanned and sorted the table (130 ms at 150k rows
-on SQLite, issue 12). The table grows from the smallest size to the largest in one
-database, so every size is measured on the same file. PostgreSQL runs in a scratch database,
-created and dropped here.
+on SQLite, issue 12). PostgreSQL runs in scratch databases, created and dropped here.
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ def rows(start: int, stop: int) -> list[dict[str, Any]]:
 
 def queries(size: int) -> dict[str, Callable[[BaseStorage], Awaitable[Any]]]:
     newest = T0 + dt.timedelta(seconds=size)
-    window = {"since": newest - dt.timedelta(seconds=600), "until": newest - dt.timedelta(seconds=300)}
+    since, until = newest - dt.timedelta(seconds=600), newest - dt.timedelta(seconds=300)
 
     async def deep(store: BaseStorage) -> Any:
         # Page 51 by cursor: the key of the last row of page 50 (taken once, outside the timing).
@@ -83,8 +82,8 @@ def queries(size: int) -> dict[str, Callable[[BaseStorage], Awaitable[Any]]]:
         "reason": lambda s: query_audit(s, {"reason": "rate_limited"}, limit=100),
         "request_id": lambda s: query_audit(s, {"request_id": f"req-{size // 2}"}, limit=100),
         "chain_id": lambda s: query_audit(s, {"chain_id": "chain-2"}, limit=100),
-        "since+until": lambda s: query_audit(s, {}, limit=100, **window),
-        "status+window": lambda s: query_audit(s, {"status": "error"}, limit=100, **window),
+        "since+until": lambda s: query_audit(s, {}, limit=100, since=since, until=until),
+        "status+window": lambda s: query_audit(s, {"status": "error"}, limit=100, since=since, until=until),
         "user_id+action": lambda s: query_audit(s, {"user_id": USERS[5], "action": ACTIONS[0]}, limit=100),
         "cursor page 51": deep,
         "audit tail -n 20": lambda s: query_audit(s, {}, limit=20),
@@ -94,47 +93,48 @@ def queries(size: int) -> dict[str, Callable[[BaseStorage], Awaitable[Any]]]:
 deep_key: dict[int, tuple[dt.datetime, str]] = {}
 
 
-async def measure(store: BaseStorage, size: int, repeat: int) -> dict[str, list[float]]:
+async def fill(url: str, size: int) -> BaseStorage:
+    store = open_storage(url, PersistenceConfig(enabled=True, connection_string=url))
+    await store.connect()
+    started = time.perf_counter()
+    for user in USERS:
+        await store.write("users", {"id": user, "username": user[-4:]})
+    for at in range(0, size, CHUNK):
+        await store.write_many("audit_logs", rows(at, min(size, at + CHUNK)))
+    if url.startswith("postgresql"):
+        await store._execute("ANALYZE audit_logs", ())  # type: ignore[attr-defined]
+    print(f"  {url.split(':')[0]}: {size:,} rows written in {time.perf_counter() - started:.0f} s", flush=True)
     page = await query_audit(store, {}, limit=5000)
     last = page[min(len(page), 5000) - 1]
     deep_key[size] = (last["created_at"], last["id"])
-    out = {}
-    for name, run in queries(size).items():
-        found = len(await run(store))  # also warms the cache: the figure is the steady state
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            await run(store)
-            times.append(time.perf_counter() - start)
-        out[name] = [statistics.median(times) * 1000, found]
-    return out
+    return store
 
 
-async def bench(url: str, sizes: list[int], repeat: int) -> dict[int, dict[str, list[float]]]:
-    store = open_storage(url, PersistenceConfig(enabled=True, connection_string=url))
-    await store.connect()
-    for user in USERS:
-        await store.write("users", {"id": user, "username": user[-4:]})
-    results: dict[int, dict[str, list[float]]] = {}
-    have = 0
+async def bench(urls: dict[int, str], repeat: int) -> dict[int, dict[str, list[float]]]:
+    """One database per size; each query is timed on every size in turn, round after round, so the
+    load of a shared machine weighs on every size alike."""
+    stores = {size: await fill(url, size) for size, url in urls.items()}
+    results: dict[int, dict[str, list[float]]] = {size: {} for size in urls}
     try:
-        for size in sorted(sizes):
-            started = time.perf_counter()
-            while have < size:
-                upto = min(size, have + CHUNK)
-                await store.write_many("audit_logs", rows(have, upto))
-                have = upto
-            if url.startswith("postgresql"):
-                await store._execute("ANALYZE audit_logs", ())  # type: ignore[attr-defined]
-            print(f"  {url.split(':')[0]}: {size} rows in the table (+{time.perf_counter() - started:.0f} s to fill)")
-            results[size] = await measure(store, size, repeat)
+        plans = {size: queries(size) for size in urls}
+        for name in plans[next(iter(urls))]:
+            found = {size: len(await plans[size][name](store)) for size, store in stores.items()}  # warm-up
+            times: dict[int, list[float]] = {size: [] for size in urls}
+            for _ in range(repeat):
+                for size, store in stores.items():
+                    start = time.perf_counter()
+                    await plans[size][name](store)
+                    times[size].append(time.perf_counter() - start)
+            for size in urls:
+                results[size][name] = [statistics.median(times[size]) * 1000, found[size]]
     finally:
-        await store.close()
+        for store in stores.values():
+            await store.close()
     return results
 
 
 async def _pg_admin(dsn: str, sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
@@ -144,19 +144,23 @@ async def _pg_admin(dsn: str, sql: str) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted(int(s) for s in args.sizes.split(","))
     out: dict[str, Any] = {"sizes": sizes, "repeat": args.repeat, "results": {}}
     for backend in args.backends.split(","):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
-                out["results"]["sqlite"] = await bench(f"sqlite:///{tmp}/audit.db", sizes, args.repeat)
+                urls = {size: f"sqlite:///{tmp}/audit-{size}.db" for size in sizes}
+                out["results"]["sqlite"] = await bench(urls, args.repeat)
         else:
-            name = f"tframex_bench_audit_{uuid.uuid4().hex[:8]}"
-            await _pg_admin(args.pg, f'CREATE DATABASE "{name}"')
+            names = {size: f"tframex_bench_audit_{size}_{uuid.uuid4().hex[:8]}" for size in sizes}
+            base = args.pg.rsplit("/", 1)[0]
             try:
-                out["results"]["postgresql"] = await bench(f"{args.pg.rsplit('/', 1)[0]}/{name}", sizes, args.repeat)
+                for name in names.values():
+                    await _pg_admin(args.pg, f'CREATE DATABASE "{name}"')
+                out["results"]["postgresql"] = await bench({s: f"{base}/{n}" for s, n in names.items()}, args.repeat)
             finally:
-                await _pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                for name in names.values():
+                    await _pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return out
 
 
