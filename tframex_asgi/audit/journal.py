@@ -68,6 +68,7 @@ class AuditJournal:
         self._confirming: set[asyncio.Task[None]] = set()  # retired files waiting for the writer
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.replayed_total = 0
         self.fsyncs_total = 0
 
@@ -173,6 +174,7 @@ class AuditJournal:
     async def start(self) -> None:
         if self._task is not None:
             return
+        self._stopping = False
         self._wake = asyncio.Event()
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await self._replay()
@@ -185,8 +187,13 @@ class AuditJournal:
                 async with asyncio.timeout(self.checkpoint_seconds / 2):
                     await self._wake.wait()
             self._wake.clear()
-            await self._commit()
-            await self._checkpoint()
+            try:
+                await self._commit()
+                if self._stopping:
+                    return
+                await self._checkpoint()
+            except Exception:  # a bug must not stop every durable response for good
+                logger.exception("audit journal: commit failed; retrying")
 
     async def _commit(self) -> None:
         with self._lock:
@@ -249,9 +256,11 @@ class AuditJournal:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not cancelled: a commit in flight finishes and releases the responses waiting for it.
+        self._stopping = True
+        assert self._wake is not None
+        self._wake.set()
+        await task
         await self._commit()
         await self._checkpoint(force=True)
         if self._file is not None:  # nothing was ever written to it
