@@ -90,3 +90,23 @@ def test_durability_is_validated_with_its_dotted_path() -> None:
     config = loads_config("enterprise:\n  security:\n    audit:\n      durability: durable\n")
     assert config.security.audit.durability == "durable"
     assert AuditConfig().durability == "buffered"  # today's behaviour stays the default
+
+
+async def test_a_path_send_response_also_waits_for_its_row(tmp_path: Path) -> None:
+    layer, journal, writer = await durable_layer(tmp_path)
+
+    async def file_app(scope: Any, receive: Any, send: Any) -> None:
+        # Starlette's FileResponse, on a server offering the ASGI path-send extension.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(tmp_path / "f.txt")})
+
+    layer.app = file_app
+    seen: list[tuple[int, int]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.pathsend":
+            seen.append((len(writer.rows), journal._synced))
+
+    await layer(http_scope(), _receive, send)
+    assert seen == [(1, 1)]
+    await journal.stop()

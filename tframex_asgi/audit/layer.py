@@ -31,6 +31,9 @@ logger = logging.getLogger("tframex_asgi.audit")
 
 # Recorded when the client went away (or the server cancelled the task) before a response started.
 CLIENT_CLOSED = 499
+# The messages that can end a response's body (the last has no more_body): the plain one and the
+# zero-copy / path-send extensions a server may offer.
+_BODY_MESSAGES = frozenset({"http.response.body", "http.response.zerocopysend", "http.response.pathsend"})
 
 
 class AuditMiddleware:
@@ -71,7 +74,7 @@ class AuditMiddleware:
             elif (
                 journal is not None
                 and status is not None
-                and message["type"] == "http.response.body"
+                and message["type"] in _BODY_MESSAGES
                 and not message.get("more_body", False)
             ):
                 # Record now, build the row now (not in a later loop callback), and answer only
