@@ -39,13 +39,13 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 
 async def inprocess(workdir: str, durability: str, requests: int, concurrency: int) -> dict[str, Any]:
     ctx = BenchContext(workdir=workdir)
-    kwargs = _full_kwargs(ctx, "apikey")
+    kwargs = _full_kwargs(ctx, "api_key")
     kwargs["security_config"]["audit"] = {
         "level": "full",
         "durability": durability,
         "journal_path": f"{workdir}/journal-{uuid.uuid4().hex[:6]}",
     }
-    built = await _stack(ctx, "apikey", **kwargs)
+    built = await _stack(ctx, "api_key", **kwargs)
     latencies: list[float] = []
     per_task = requests // concurrency
 
