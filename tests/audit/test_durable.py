@@ -186,3 +186,18 @@ async def test_concurrent_waits_share_fsyncs_and_a_killed_journal_is_replayed(tm
     assert {r["id"] for _, r in again.writer.rows} == {r["id"] for _, r in writer.rows}
     await again.stop()
     assert list((tmp_path / "j").iterdir()) == []
+
+
+async def test_a_live_workers_journal_is_left_alone(tmp_path: Path) -> None:
+    """Workers share journal_path: one that starts replays only files no live process holds."""
+    live = AuditJournal(SlowWriter(), tmp_path / "j")
+    await live.start()
+    live.submit("audit_logs", {"id": "00000000-0000-4000-8000-000000000001", "action": "GET /x"})
+    await live.synced()
+    starting = AuditJournal(SlowWriter(), tmp_path / "j")
+    await starting.start()
+    assert starting.replayed_total == 0 and starting.writer.rows == []
+    assert len(list((tmp_path / "j").glob("journal-*.jsonl"))) == 1
+    await starting.stop()
+    await live.stop()
+    assert list((tmp_path / "j").iterdir()) == []
