@@ -110,3 +110,33 @@ async def test_a_path_send_response_also_waits_for_its_row(tmp_path: Path) -> No
     await layer(http_scope(), _receive, send)
     assert seen == [(1, 1)]
     await journal.stop()
+
+
+async def test_a_write_cut_short_by_the_os_leaves_no_half_line(tmp_path: Path) -> None:
+    """A real partial write (RLIMIT_FSIZE: the kernel stops the file growing mid-batch, EFBIG):
+    the cut bytes are removed, so the retried batch is whole lines and replays cleanly."""
+    import resource
+    import signal
+
+    layer, journal, _ = await durable_layer(tmp_path)
+    await layer(http_scope(), _receive, _discard)  # one row on disk; the file exists
+    (path,) = (tmp_path / "journal").glob("journal-*.jsonl")
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + size // 2, hard))  # room for half a row
+        with pytest.raises(StorageError):
+            await layer(http_scope(), _receive, _discard)
+        assert path.stat().st_size == size  # the half row was cut off again
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    await layer(http_scope(), _receive, _discard)
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 3 and all(line.startswith(b'{"t":"audit_logs"') for line in lines)
+    await journal.stop()
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ class AuditJournal:
         self._appended = 0  # lines ever appended
         self._synced = 0  # lines ever fsynced
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._file: IO[bytes] | None = None
+        self._file: io.FileIO | None = None
         self._path: Path | None = None
         self._opened_at = 0.0
         self._confirming: set[asyncio.Task[None]] = set()  # retired files waiting for the writer
@@ -109,8 +110,15 @@ class AuditJournal:
     def _open_new(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
-        handle = open(path, "ab")  # noqa: SIM115 - held for the file's lifetime
+        # Unbuffered: a failed write must not stay in a buffer and be written again by the next one.
+        handle = open(path, "ab", buffering=0)  # noqa: SIM115 - held for the file's lifetime
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The new name itself must survive a power cut, not only the lines written to it.
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         old, self._file, self._path, self._opened_at = self._file, handle, path, time.monotonic()
         if old is not None:
             old.close()  # its lock goes with it: it is retired, replayable by whoever starts next
@@ -120,9 +128,18 @@ class AuditJournal:
         if self._file is None:
             self._open_new()
         assert self._file is not None
-        self._file.write(b"".join(lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        fd = self._file.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(b"".join(lines))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            # Cut a partial batch off, so the retry does not append to half a line.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
 
     def _orphans(self) -> list[Path]:
         if not self.directory.is_dir():
