@@ -233,6 +233,13 @@ async def _context(ctx: BenchContext) -> Built:
     return await _stack(ctx, "none", **_ALL_OFF)
 
 
+async def _full_durable(ctx: BenchContext) -> Built:
+    kwargs = _full_kwargs(ctx, "api_key")
+    journal = f"{ctx.workdir}/audit-journal-{uuid.uuid4().hex[:6]}"
+    kwargs["security_config"]["audit"] = {"level": "full", "durability": "durable", "journal_path": journal}
+    return await _stack(ctx, "api_key", **kwargs)
+
+
 def _full(auth: str, services: bool = False, audit: str = "full") -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
         return await _stack(ctx, auth, **_full_kwargs(ctx, auth, services=services, audit=audit))
@@ -549,6 +556,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack as ours:full-apikey, audit level security (the default: failures and admin changes only)",
         _full("api_key", audit="security"),
+    ),
+    BenchConfig(
+        "ours:full-apikey-durable",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, audit durability: durable (each response waits for its row's fsync)",
+        _full_durable,
     ),
     BenchConfig(
         "ours:full-redis-pg",

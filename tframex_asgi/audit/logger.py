@@ -626,7 +626,12 @@ def get_audit(services: Any) -> AuditLogger:
     from tframex_asgi.storage.queue import get_writer
 
     writer = get_writer(services)
-    audit = AuditLogger(writer, services.config.security.audit, clock=services.clock)
+    sink: AuditSink = writer
+    if services.config.security.audit.durability == "durable":
+        from tframex_asgi.audit.journal import get_journal
+
+        sink = get_journal(services)  # hooks after the writer's: started after it, stopped before it
+    audit = AuditLogger(sink, services.config.security.audit, clock=services.clock)
     services.extras["audit"] = audit
     # Registered after the writer's hooks: started after it, and closed before it (shutdown runs
     # in reverse order), so the queued rows and the end record reach a queue that accepts rows.
