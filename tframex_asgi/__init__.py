@@ -2,6 +2,7 @@
 
 from tframex_asgi.config import EnterpriseConfig, load_config, loads_config
 from tframex_asgi.errors import ConfigError, TFrameXASGIError
+from tframex_asgi.middleware import MetricsMiddleware, PersistenceMiddleware, SecurityMiddleware
 from tframex_asgi.services import Services
 from tframex_asgi.stack import EnterpriseMiddleware, EnterpriseStack, build_stack
 
@@ -12,6 +13,9 @@ __all__ = [
     "EnterpriseConfig",
     "EnterpriseMiddleware",
     "EnterpriseStack",
+    "MetricsMiddleware",
+    "PersistenceMiddleware",
+    "SecurityMiddleware",
     "Services",
     "TFrameXASGIError",
     "__version__",

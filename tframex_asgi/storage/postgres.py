@@ -30,7 +30,7 @@ from tframex_asgi.storage.sqlbuild import SQLBuilder
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
 
-__all__ = ["COPY_THRESHOLD", "PostgresStorage"]
+__all__ = ["COPY_THRESHOLD", "PostgreSQLStorage", "PostgresStorage"]
 
 COPY_THRESHOLD = 1000  # rows; below this, executemany is as fast and simpler
 _MIGRATION_LOCK = 0x7F3A_0001  # pg_advisory_xact_lock key: one migrator per database at a time
@@ -210,3 +210,7 @@ class PostgresStorage(SQLStorage):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageError(f"PostgreSQL migration failed: {exc}") from exc
         return applied
+
+
+# The seed's name for this backend.
+PostgreSQLStorage = PostgresStorage
