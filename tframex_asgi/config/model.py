@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +33,17 @@ class ServerConfig:
             )
         if self.history_limit < 0:
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
+
+
+def _database_url_default(body: dict[str, Any]) -> None:
+    """The seed's staging/production examples name ``backend: postgresql`` and leave the URL to
+    ``DATABASE_URL`` (its YAML says ``connection_string: "${DATABASE_URL}"``): do the same."""
+    if body.get("backend") in ("postgresql", "postgres") and not any(
+        body.get(k) for k in ("connection_string", "url", "dsn")
+    ):
+        url = os.environ.get("DATABASE_URL")
+        if url:
+            body["connection_string"] = url
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class EnterpriseConfig:
             if "enabled" in body and bool(body["enabled"]) != bool(enabled):
                 raise ConfigError(f"{name}_config.enabled", f"contradicts enable_{name}={enabled!r}")
             body["enabled"] = enabled
+            if name == "persistence":
+                _database_url_default(body)
             sections[name] = body
         if server_config is not None:
             sections["server"] = server_config

@@ -81,7 +81,8 @@ class PersistenceConfig:
                     f"{self.backend!r} does not match the connection string's scheme {scheme!r}",
                 )
         elif self.enabled and self.backend in ("postgresql", "s3"):
-            raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend")
+            hint = " (or set DATABASE_URL)" if self.backend == "postgresql" and path.endswith("_config") else ""
+            raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend{hint}")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
             raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
         from tframex_asgi.storage.retention import AGE_COLUMNS
