@@ -15,6 +15,7 @@ __all__ = [
     "OpenTelemetryConfig",
     "PrometheusConfig",
     "StatsDConfig",
+    "StorageMetricsConfig",
 ]
 
 
@@ -75,6 +76,24 @@ class OpenTelemetryConfig:
 
 
 @dataclass(frozen=True)
+class StorageMetricsConfig:
+    """Aggregated series written to the seed's ``metrics`` table every ``export_interval``."""
+
+    enabled: bool = False
+    # Rows older than this are deleted (checked at start and hourly); 0 keeps them forever.
+    retention_days: int = 30
+    source: str = "tframex-asgi"
+
+    _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if self.retention_days < 0:
+            raise ConfigError(f"{path}.retention_days", f"must be 0 (keep) or more days, got {self.retention_days}")
+        if not 0 < len(self.source) <= 100:
+            raise ConfigError(f"{path}.source", "must be 1 to 100 characters (the column is VARCHAR(100))")
+
+
+@dataclass(frozen=True)
 class CustomBackendConfig:
     # "package.module:ClassName" or "package.module.ClassName"
     class_path: str = ""
@@ -92,6 +111,7 @@ class MetricsBackendsConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     statsd: StatsDConfig = field(default_factory=StatsDConfig)
     opentelemetry: OpenTelemetryConfig = field(default_factory=OpenTelemetryConfig)
+    storage: StorageMetricsConfig = field(default_factory=StorageMetricsConfig)
     custom: tuple[CustomBackendConfig, ...] = ()
 
     _aliases: ClassVar[dict[str, str]] = {"otel": "opentelemetry"}
@@ -102,10 +122,10 @@ class MetricsBackendsConfig:
         if isinstance(value, list | tuple):
             out: dict[str, Any] = {}
             for i, name in enumerate(value):
-                if name not in ("prometheus", "statsd", "opentelemetry", "otel"):
+                if name not in ("prometheus", "statsd", "opentelemetry", "otel", "storage"):
                     raise ConfigError(
                         f"{path}[{i}]",
-                        f"unknown metrics backend {name!r} (prometheus, statsd, opentelemetry)",
+                        f"unknown metrics backend {name!r} (prometheus, statsd, opentelemetry, storage)",
                     )
                 out[name] = {"enabled": True}
             return out
@@ -113,7 +133,13 @@ class MetricsBackendsConfig:
 
     @property
     def any_enabled(self) -> bool:
-        return self.prometheus.enabled or self.statsd.enabled or self.opentelemetry.enabled or bool(self.custom)
+        return (
+            self.prometheus.enabled
+            or self.statsd.enabled
+            or self.opentelemetry.enabled
+            or self.storage.enabled
+            or bool(self.custom)
+        )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def _backends(services: Services) -> tuple[list[tuple[str, MetricsBackend]], lis
     guarded: list[str] = []
     prometheus: PrometheusBackend | None = None
     # Metrics switched on with no backend named: Prometheus in-app, what most users expect.
-    if cfg.prometheus.enabled or not (cfg.statsd.enabled or cfg.custom):
+    if cfg.prometheus.enabled or not (cfg.statsd.enabled or cfg.storage.enabled or cfg.custom):
         from tframex_asgi.metrics.prometheus import prometheus_backend
 
         prometheus = prometheus_backend(cfg.prometheus, f"{_PATH}.prometheus")
@@ -39,6 +39,10 @@ def _backends(services: Services) -> tuple[list[tuple[str, MetricsBackend]], lis
         from tframex_asgi.metrics.statsd import StatsDBackend
 
         backends.append(("statsd", StatsDBackend(cfg.statsd)))
+    if cfg.storage.enabled:
+        from tframex_asgi.metrics.storage_backend import storage_backend
+
+        backends.append(("storage", storage_backend(services, f"{_PATH}.storage")))
     for i, custom in enumerate(cfg.custom):
         name = f"custom[{i}]"
         backends.append((name, load_custom_backend(custom, f"{_PATH}.{name}")))
