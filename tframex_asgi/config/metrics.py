@@ -67,12 +67,32 @@ class OpenTelemetryConfig:
     service_name: str = "tframex-asgi"
     sample_ratio: float = 1.0
     headers: dict[str, str] = field(default_factory=dict)
+    # The two OTLP signals: spans, and the declared metrics (exported every export_interval).
+    traces: bool = True
+    metrics: bool = True
 
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if not 0.0 <= self.sample_ratio <= 1.0:
             raise ConfigError(f"{path}.sample_ratio", f"must be between 0 and 1, got {self.sample_ratio}")
+
+    def check_endpoint(self, path: str) -> None:
+        """Refuse an endpoint that cannot take OTLP (checked when the stack is built, so a
+        config file with the seed's Jaeger URL still loads for ``config check`` to explain)."""
+        from urllib.parse import urlsplit
+
+        if not self.endpoint:
+            return
+        parts = urlsplit(self.endpoint)
+        if parts.port == 14268 or parts.path.rstrip("/").endswith("/api/traces"):
+            host = parts.hostname or "jaeger"
+            raise ConfigError(
+                f"{path}.endpoint",
+                f"{self.endpoint!r} is Jaeger's Thrift collector (port 14268, /api/traces), which does not "
+                f"accept OTLP: use Jaeger's OTLP/HTTP receiver instead, endpoint: http://{host}:4318 "
+                "(Jaeger >= 1.35 with COLLECTOR_OTLP_ENABLED=true, or an OpenTelemetry Collector)",
+            )
 
 
 @dataclass(frozen=True)
