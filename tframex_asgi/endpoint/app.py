@@ -20,7 +20,7 @@ from tframex import TFrameXApp
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import handlers
-from tframex_asgi.endpoint.conversations import ConversationStore
+from tframex_asgi.endpoint.conversations import ConversationStore, conversation_cache
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.services import Services
@@ -83,7 +83,7 @@ class TFrameXEndpoint:
 
     @property
     def conversations(self) -> ConversationStore:
-        return ConversationStore(self.services.storage, self.services.clock)
+        return ConversationStore(self.services.storage, self.services.clock, conversation_cache(self.services))
 
     def _route(self, path: str, handler: Handler, methods: list[str]) -> Route:
         async def endpoint(request: Request) -> Response:
