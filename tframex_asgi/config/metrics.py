@@ -67,8 +67,9 @@ class OpenTelemetryConfig:
     service_name: str = "tframex-asgi"
     sample_ratio: float = 1.0
     headers: dict[str, str] = field(default_factory=dict)
-    # The two OTLP signals: spans, and the declared metrics (exported every export_interval).
+    # Export spans over OTLP/HTTP (<endpoint>/v1/traces).
     traces: bool = True
+    # Export every declared metric over OTLP/HTTP (<endpoint>/v1/metrics) every export_interval.
     metrics: bool = True
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -99,9 +100,11 @@ class OpenTelemetryConfig:
 class StorageMetricsConfig:
     """Aggregated series written to the seed's ``metrics`` table every ``export_interval``."""
 
+    # Needs persistence enabled: the rows go to its storage, through the write queue.
     enabled: bool = False
     # Rows older than this are deleted (checked at start and hourly); 0 keeps them forever.
     retention_days: int = 30
+    # The rows' source column: which deployment wrote them.
     source: str = "tframex-asgi"
 
     _shorthand = staticmethod(_enabled_shorthand)

@@ -35,6 +35,40 @@ class ServerConfig:
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
 
 
+def check_high_availability(config: EnterpriseConfig, path: str | None) -> None:
+    """``metrics.high_availability``: several replicas serve the app, so state kept inside one
+    process would differ per replica. Refuse each such setting, naming the one to change.
+    ``path`` None: the error names the seed's keywords (``security_config.…``)."""
+    if not config.metrics.high_availability:
+        return
+
+    def at(section: str, key: str) -> str:
+        return f"{section}_config.{key}" if path is None else f"{path}.{section}.{key}"
+
+    because = f"with {at('metrics', 'high_availability')}: true (several replicas)"
+    persistence = config.persistence
+    if not persistence.enabled:
+        raise ConfigError(
+            at("persistence", "enabled"),
+            f"users, keys and audit rows would live in each replica's memory {because}: enable persistence "
+            "with a postgresql:// connection_string",
+        )
+    scheme = persistence.url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            at("persistence", "connection_string"),
+            f"{scheme}:// storage is local to one process or host {because}: use postgresql://",
+        )
+    limits = config.security.rate_limiting
+    if config.security.enabled and limits.storage.startswith("memory:"):
+        # The brute-force guard counts failed logins in the same storage, limits on or off.
+        raise ConfigError(
+            at("security", "rate_limiting.storage"),
+            f"memory:// keeps rate-limit and failed-login counters per process {because}: "
+            "set storage: redis://host:6379/0",
+        )
+
+
 def _database_url_default(body: dict[str, Any]) -> None:
     """The seed's staging/production examples name ``backend: postgresql`` and leave the URL to
     ``DATABASE_URL`` (its YAML says ``connection_string: "${DATABASE_URL}"``): do the same."""
@@ -52,6 +86,9 @@ class EnterpriseConfig:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+
+    def _check(self, path: str) -> None:
+        check_high_availability(self, path)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:
@@ -96,6 +133,7 @@ class EnterpriseConfig:
         for name, body in sections.items():
             keyword = f"{name}_config" if name != "server" else "server_config"
             out = replace(out, **{name: parse_section(type(getattr(out, name)), body, keyword)})
+        check_high_availability(out, None)
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -44,8 +44,10 @@ class PersistenceConfig:
     migrations: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # Not implemented in this version: true is refused (point connection_string at the primary).
     read_replicas: bool = False
-    # An s3:// URL: audit logs and exports are archived there.
+    # An s3:// URL: the default target of `tframex-asgi data export` (run it on a schedule);
+    # true (automatic scheduled backup) is not implemented in this version and refused.
     backup_to_s3: bool | str = False
     queue: WriteQueueConfig = field(default_factory=WriteQueueConfig)
     # Table name -> maximum age in days.
@@ -83,6 +85,20 @@ class PersistenceConfig:
         elif self.enabled and self.backend in ("postgresql", "s3"):
             hint = " (or set DATABASE_URL)" if self.backend == "postgresql" and path.endswith("_config") else ""
             raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend{hint}")
+        if self.read_replicas:
+            raise ConfigError(
+                f"{path}.read_replicas",
+                "not implemented in this version: read replicas (every query goes to connection_string; "
+                "point it at the primary, or a pooler in front of it)",
+            )
+        if self.backup_to_s3 is True:
+            raise ConfigError(
+                f"{path}.backup_to_s3",
+                "not implemented in this version: automatic scheduled backup; set it to an s3://bucket/prefix "
+                "URL and run `tframex-asgi data export` on a schedule (cron, a Kubernetes CronJob)",
+            )
+        if isinstance(self.backup_to_s3, str) and not self.backup_to_s3.startswith("s3://"):
+            raise ConfigError(f"{path}.backup_to_s3", f"must be an s3://bucket/prefix URL, got {self.backup_to_s3!r}")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
             raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
         from tframex_asgi.storage.retention import AGE_COLUMNS
