@@ -35,14 +35,16 @@ def production(**persistence: object) -> dict[str, object]:
     }
 
 
-def test_read_replicas_and_automatic_backup_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replicas_need_their_urls_and_automatic_backup_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
-    with pytest.raises(ConfigError, match=r"persistence_config\.read_replicas: not implemented in this version"):
+    # read_replicas: True alone cannot know where the replicas are (tests/storage/test_read_replicas.py).
+    with pytest.raises(ConfigError, match=r"persistence_config\.replica_urls: is required with read_replicas"):
         TFrameXApp(mcp_config_file=None, **production())
+    replicas = {"replica_urls": ["postgresql://app@replica/app"]}
     with pytest.raises(ConfigError, match=r"persistence_config\.backup_to_s3: not implemented in this version"):
-        TFrameXApp(mcp_config_file=None, **production(read_replicas=False))
-    yaml = "enterprise:\n  persistence: {enabled: true, read_replicas: true}\n"
-    with pytest.raises(ConfigError, match=r"enterprise\.persistence\.read_replicas"):
+        TFrameXApp(mcp_config_file=None, **production(**replicas))
+    yaml = "enterprise:\n  persistence: {enabled: true, backend: postgresql, read_replicas: true}\n"
+    with pytest.raises(ConfigError, match=r"enterprise\.persistence\.(replica_urls|connection_string)"):
         loads_config(yaml)
     # An s3:// URL is the target of `tframex-asgi data export`; anything else is refused.
     assert EnterpriseConfig.from_kwargs(persistence_config={"backup_to_s3": "s3://b/p"}).persistence.backup_to_s3

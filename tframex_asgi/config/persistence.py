@@ -44,8 +44,12 @@ class PersistenceConfig:
     migrations: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
-    # Not implemented in this version: true is refused (point connection_string at the primary).
+    # Send list/read queries to these streaming replicas (postgresql:// URLs, round robin); writes,
+    # and reads made within read_your_writes seconds after a write in the same request, go to
+    # connection_string (the primary). A replica that fails is skipped for the primary.
     read_replicas: bool = False
+    replica_urls: tuple[str, ...] = ()
+    read_your_writes: float = 5.0
     # An s3:// URL: the default target of `tframex-asgi data export` (run it on a schedule);
     # true (automatic scheduled backup) is not implemented in this version and refused.
     backup_to_s3: bool | str = False
@@ -85,12 +89,20 @@ class PersistenceConfig:
         elif self.enabled and self.backend in ("postgresql", "s3"):
             hint = " (or set DATABASE_URL)" if self.backend == "postgresql" and path.endswith("_config") else ""
             raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend{hint}")
-        if self.read_replicas:
+        if self.read_replicas and not self.replica_urls:
             raise ConfigError(
-                f"{path}.read_replicas",
-                "not implemented in this version: read replicas (every query goes to connection_string; "
-                "point it at the primary, or a pooler in front of it)",
+                f"{path}.replica_urls", "is required with read_replicas: true (the replicas' postgresql:// URLs)"
             )
+        if self.replica_urls:
+            if _SCHEMES.get(self.url.split(":", 1)[0].split("+", 1)[0].lower()) != "postgresql":
+                raise ConfigError(
+                    f"{path}.replica_urls", "read replicas need a postgresql:// connection_string (the primary)"
+                )
+            for i, replica in enumerate(self.replica_urls):
+                if _SCHEMES.get(replica.split(":", 1)[0].split("+", 1)[0].lower()) != "postgresql":
+                    raise ConfigError(f"{path}.replica_urls[{i}]", "must be a postgresql:// URL")
+        if self.read_your_writes < 0:
+            raise ConfigError(f"{path}.read_your_writes", "must be 0 or more seconds")
         if self.backup_to_s3 is True:
             raise ConfigError(
                 f"{path}.backup_to_s3",

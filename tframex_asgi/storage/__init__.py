@@ -71,6 +71,10 @@ def open_storage(url: str, config: PersistenceConfig | None = None) -> BaseStora
         return SQLiteStorage(url, config)
     if scheme in ("postgresql", "postgres"):
         _require("postgresql")
+        if config is not None and config.replica_urls:
+            from tframex_asgi.storage.replicas import ReplicatedPostgresStorage
+
+            return ReplicatedPostgresStorage(url, config)
         from tframex_asgi.storage.postgres import PostgresStorage
 
         return PostgresStorage(url, config)
