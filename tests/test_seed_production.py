@@ -1,5 +1,6 @@
-"""The seed's "Production" example and its keys: high availability is a real mode, the keys not
-implemented in this version are refused naming them, and the rest runs as written."""
+"""The seed's "Production" example and its keys: high availability is a real mode, the keys
+that need a location (replica URLs, the backup bucket) name what is missing, and the rest runs as
+written."""
 
 from __future__ import annotations
 
@@ -35,13 +36,14 @@ def production(**persistence: object) -> dict[str, object]:
     }
 
 
-def test_replicas_need_their_urls_and_automatic_backup_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replicas_and_backup_need_to_know_where(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
     # read_replicas: True alone cannot know where the replicas are (tests/storage/test_read_replicas.py).
     with pytest.raises(ConfigError, match=r"persistence_config\.replica_urls: is required with read_replicas"):
         TFrameXApp(mcp_config_file=None, **production())
     replicas = {"replica_urls": ["postgresql://app@replica/app"]}
-    with pytest.raises(ConfigError, match=r"persistence_config\.backup_to_s3: not implemented in this version"):
+    # backup_to_s3: True cannot know the bucket (scheduled backups: tests/audit/test_backup.py).
+    with pytest.raises(ConfigError, match=r"persistence_config\.backup_to_s3: true does not say where"):
         TFrameXApp(mcp_config_file=None, **production(**replicas))
     yaml = "enterprise:\n  persistence: {enabled: true, backend: postgresql, read_replicas: true}\n"
     with pytest.raises(ConfigError, match=r"enterprise\.persistence\.(replica_urls|connection_string)"):

@@ -145,6 +145,10 @@ def bind_endpoints(app: Any, services: Services, depth: int = 12) -> int:
 
 def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, ...]]:
     bind_endpoints(app, services)
+    if services.config.persistence.backup_to_s3:
+        from tframex_asgi.audit.backup import enable_backup
+
+        enable_backup(services)  # scheduled S3 backup: a service, not a layer
     names: list[str] = []
     for layer in reversed(LAYERS):
         if not layer.wanted(services.config):

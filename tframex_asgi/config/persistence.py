@@ -50,9 +50,12 @@ class PersistenceConfig:
     read_replicas: bool = False
     replica_urls: tuple[str, ...] = ()
     read_your_writes: float = 5.0
-    # An s3:// URL: the default target of `tframex-asgi data export` (run it on a schedule);
-    # true (automatic scheduled backup) is not implemented in this version and refused.
+    # An s3://bucket/prefix URL: audit logs and agent executions are archived there every
+    # backup_interval seconds with signed, chained digests (`audit verify --from` checks them);
+    # also the default target of `tframex-asgi data export`.
     backup_to_s3: bool | str = False
+    # Seconds between scheduled backups; 0 keeps backup_to_s3 as the export target only.
+    backup_interval: float = 3600.0
     queue: WriteQueueConfig = field(default_factory=WriteQueueConfig)
     # Table name -> maximum age in days.
     retention: Mapping[str, int] = field(default_factory=dict)
@@ -106,9 +109,10 @@ class PersistenceConfig:
         if self.backup_to_s3 is True:
             raise ConfigError(
                 f"{path}.backup_to_s3",
-                "not implemented in this version: automatic scheduled backup; set it to an s3://bucket/prefix "
-                "URL and run `tframex-asgi data export` on a schedule (cron, a Kubernetes CronJob)",
+                "true does not say where: set it to the s3://bucket/prefix URL backups are written to",
             )
+        if self.backup_interval < 0:
+            raise ConfigError(f"{path}.backup_interval", "must be 0 (no schedule) or more seconds")
         if isinstance(self.backup_to_s3, str) and not self.backup_to_s3.startswith("s3://"):
             raise ConfigError(f"{path}.backup_to_s3", f"must be an s3://bucket/prefix URL, got {self.backup_to_s3!r}")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
