@@ -98,3 +98,16 @@ def test_metrics_url_follows_the_traces_url() -> None:
     assert metrics_url("http://c:4318") == "http://c:4318/v1/metrics"
     assert metrics_url("http://c:4318/v1/traces") == "http://c:4318/v1/metrics"
     assert metrics_url("https://c/otlp/v1/metrics") == "https://c/otlp/v1/metrics"
+
+
+def test_config_check_explains_the_seeds_jaeger_url(tmp_path: Any, capsys: Any) -> None:
+    from tframex_asgi.cli import main
+
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "enterprise:\n  metrics:\n    enabled: true\n    backends:\n      opentelemetry:\n"
+        '        enabled: true\n        endpoint: "http://jaeger:14268/api/traces"\n'
+    )
+    assert main(["config", "check", str(seed)]) == 2
+    err = capsys.readouterr().err
+    assert "enterprise.metrics.backends.opentelemetry.endpoint" in err and "http://jaeger:4318" in err

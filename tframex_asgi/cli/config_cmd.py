@@ -22,6 +22,10 @@ def register(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)  # ConfigError names the bad key; main() prints it
+    otel = config.metrics.backends.opentelemetry
+    if config.metrics.enabled and otel.enabled:
+        # Refused when the stack is built too; said here so `config check` catches it first.
+        otel.check_endpoint("enterprise.metrics.backends.opentelemetry")
     if not args.quiet:
         print(f"{args.file}: OK")
         print(json.dumps({"enterprise": _redact(config.to_dict())}, indent=2, default=str))
