@@ -13,7 +13,7 @@ from tframex import Message
 from tframex_asgi import TFrameXApp
 from tframex_asgi.auth import Principal, get_identity_store
 from tframex_asgi.demo import register_demo
-from tframex_asgi.errors import AuthenticationError, AuthorizationError, ConfigError
+from tframex_asgi.errors import AuthenticationError, AuthorizationError, ConfigError, ValidationError
 from tframex_asgi.llm import OfflineLLM
 from tframex_asgi.storage import open_storage
 
@@ -125,3 +125,41 @@ def test_staging_without_database_url_names_the_key(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ConfigError, match=r"persistence_config\.connection_string.*DATABASE_URL"):
         TFrameXApp(mcp_config_file=None, enable_persistence=True, persistence_config={"backend": "postgresql"})
     assert "DATABASE_URL" not in os.environ
+
+
+async def test_in_process_conversations_are_recorded_and_owned(tmp_path: Path) -> None:
+    from tframex_asgi.errors import NotFoundError
+
+    url = f"sqlite:///{tmp_path}/convo.db"
+    app = TFrameXApp(
+        default_llm=OfflineLLM(),
+        mcp_config_file=None,
+        enable_persistence=True,
+        persistence_config={"connection_string": url},
+        enable_security=True,
+    )
+    register_demo(app)
+    async with app:
+        store = get_identity_store(app.services)
+        alice = await store.create_user("alice")
+        await store.create_user("bob")
+        as_alice, as_bob = await app.principal_for("alice"), await app.principal_for("bob")
+        async with app.run_context(principal=as_alice, record_conversation=True) as ctx:
+            await ctx.call_agent("calculator", "add 2 and 40")
+            await ctx.call_agent("calculator", "add 1 and 1")
+            cid = ctx.conversation_id
+            with pytest.raises(ValidationError, match="records a conversation with 'calculator'"):
+                await ctx.call_agent("assistant", "hi")
+        assert cid is not None
+        async with app.run_context(principal=as_bob, conversation_id=cid) as ctx:
+            with pytest.raises(NotFoundError):  # someone else's conversation looks missing
+                await ctx.call_agent("calculator", "add 3 and 3")
+        async with app.run_context(principal=as_alice, conversation_id=cid) as ctx:
+            assert (await ctx.call_agent("calculator", "add 3 and 3")).content == "add returned 6"
+    async with open_storage(url) as db:
+        convo = (await db.read("conversations", {"id": cid}))[0]
+        assert convo["user_id"] == alice["id"] and convo["agent_name"] == "calculator"
+        rows = await db.read("messages", {"conversation_id": cid}, order_by="created_at")
+        assert [r["role"] for r in rows] == ["user", "assistant", "tool", "assistant"] * 3
+        runs = await db.read("agent_executions", {"conversation_id": cid})
+        assert len(runs) == 3 and {r["user_id"] for r in runs} == {alice["id"]}

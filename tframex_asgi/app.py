@@ -85,11 +85,26 @@ class EnterpriseTFrameXApp(TFrameXApp):  # type: ignore[misc]
     # -- in-process runs ------------------------------------------------------------------------
 
     def run_context(
-        self, llm_override: BaseLLMWrapper | None = None, *, principal: Any = None
+        self,
+        llm_override: BaseLLMWrapper | None = None,
+        *,
+        principal: Any = None,
+        conversation_id: str | None = None,
+        record_conversation: bool = False,
     ) -> EnterpriseRuntimeContext:
         """tframex's runtime context; ``principal`` (a :class:`~tframex_asgi.auth.Principal`,
-        e.g. from :meth:`principal_for`) is who runs are authorised and attributed to."""
-        return EnterpriseRuntimeContext(self, llm_override or self.default_llm, principal=principal)
+        e.g. from :meth:`principal_for`) is who runs are authorised and attributed to.
+
+        ``record_conversation=True`` (or a ``conversation_id`` to continue) stores the context's
+        ``call_agent`` turns in conversations/messages as ``POST /agents/{name}/run`` does, owned
+        by the principal; ``ctx.conversation_id`` is its id."""
+        return EnterpriseRuntimeContext(
+            self,
+            llm_override or self.default_llm,
+            principal=principal,
+            conversation_id=conversation_id,
+            record_conversation=record_conversation,
+        )
 
     async def acquire(self) -> None:
         """Start the services (storage, migrations, queues) unless something already did."""

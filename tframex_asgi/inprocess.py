@@ -13,19 +13,34 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from starlette.authentication import UnauthenticatedUser
 from tframex import Flow, FlowContext, Message, MessageChunk, TFrameXRuntimeContext
 
+from tframex_asgi.endpoint.conversations import (
+    ConversationStore,
+    conversation_cache,
+    conversation_owner,
+    parse_conversation_id,
+)
 from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import FlowError, run_flow
 from tframex_asgi.endpoint.runctx import current_run
-from tframex_asgi.errors import AuthenticationError, AuthorizationError, NotFoundError, TFrameXASGIError
+from tframex_asgi.endpoint.turns import capture_turn
+from tframex_asgi.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotFoundError,
+    TFrameXASGIError,
+    ValidationError,
+)
 from tframex_asgi.events import RunInfo
 from tframex_asgi.llm.usage import current_usage
 from tframex_asgi.rbac.permissions import PUBLIC
+from tframex_asgi.rbac.resource import ResourceGuard
 
 if TYPE_CHECKING:
     from tframex_asgi.app import EnterpriseTFrameXApp
@@ -53,10 +68,22 @@ def _status(exc: BaseException | None) -> tuple[int, str | None]:
 class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
     """What :meth:`EnterpriseTFrameXApp.run_context` returns; tframex's context API, unchanged."""
 
-    def __init__(self, app: EnterpriseTFrameXApp, llm: Any, *, principal: Any = None) -> None:
+    def __init__(
+        self,
+        app: EnterpriseTFrameXApp,
+        llm: Any,
+        *,
+        principal: Any = None,
+        conversation_id: str | None = None,
+        record_conversation: bool = False,
+    ) -> None:
         super().__init__(app, llm=llm, mcp_manager=app._mcp_manager)
         self._enterprise = app
         self.principal = principal
+        # Recorded in conversations/messages like POST /agents/{name}/run with conversation_id.
+        self.record_conversation = record_conversation or conversation_id is not None
+        self.conversation_id = parse_conversation_id(conversation_id) if conversation_id is not None else None
+        self._conversation_agent: str | None = None
         services = app.services
         self.engine = InstrumentedEngine(
             app,
@@ -156,11 +183,53 @@ class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
 
     # -- tframex's API ---------------------------------------------------------------------
 
+    async def _conversation(self, agent_name: str, text: str) -> str:
+        """Open (or continue) this context's conversation, as the HTTP run handler does."""
+        if self._conversation_agent not in (None, agent_name):
+            raise ValidationError(
+                f"this context records a conversation with {self._conversation_agent!r}: open another "
+                f"run_context() to talk to {agent_name!r}"
+            )
+        services = self._enterprise.services
+        store = ConversationStore(services.storage, services.clock, conversation_cache(services))
+        guard = ResourceGuard.for_principal(self.principal)
+        principal = self.principal
+        uid = None if principal is None or getattr(principal, "external", False) else getattr(principal, "id", None)
+        owner = None
+        if principal is not None:
+            owner = f"{principal.auth_method}:{principal.id}" if getattr(principal, "external", False) else principal.id
+        security = self._enterprise.enterprise_config.security.enabled
+
+        def may_use(row: dict[str, Any]) -> bool:
+            return not security or guard.allowed("system.admin") or conversation_owner(row) == owner
+
+        first = self._conversation_agent is None
+        cid = await store.open(self.conversation_id, uid, owner, agent_name, text[:80], may_use)
+        if first:
+            # The stored turns become the agent's memory, as over HTTP.
+            history = await store.history(cid, services.config.server.history_limit)
+            self.engine._history[agent_name] = history
+        self.conversation_id, self._conversation_agent = cid, agent_name
+        return cid
+
     async def call_agent(self, agent_name: str, input_message: str | Message, **kwargs: Any) -> Message:
         async def run() -> Message:
             if agent_name not in self._app._agents:
                 raise NotFoundError(f"no agent named {agent_name!r}")
-            result: Message = await self.engine.call_agent(agent_name, input_message, **kwargs)
+            if not self.record_conversation:
+                result: Message = await self.engine.call_agent(agent_name, input_message, **kwargs)
+                return result
+            text = input_message if isinstance(input_message, str) else (input_message.content or "")
+            cid = await self._conversation(agent_name, text)
+            token = current_run.set(replace(current_run.get() or RunInfo(), conversation_id=cid))
+            try:
+                with capture_turn() as turn:
+                    result = await self.engine.call_agent(agent_name, input_message, **kwargs)
+            finally:
+                current_run.reset(token)
+            services = self._enterprise.services
+            store = ConversationStore(services.storage, services.clock, conversation_cache(services))
+            await store.append(cid, turn.messages_or([("user", text), ("assistant", result.content)]))
             return result
 
         return await self._envelope(f"/agents/{quote(agent_name, safe='')}/run", run)
