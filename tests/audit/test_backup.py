@@ -59,7 +59,8 @@ def test_scheduled_backups_verify_and_tampering_is_detected(
     newest = json.loads(s3.get_object(Bucket=BUCKET, Key=digests[-1])["Body"].read())
     assert newest["previous"]["key"] == digests[-2] and newest["signature"]
     tables = {f["table"]: f for f in newest["files"]}
-    assert set(tables) == {"audit_logs", "agent_executions"} and tables["audit_logs"]["rows"] >= 3
+    assert set(tables) == {"audit_logs", "agent_executions", "tool_calls", "flow_executions", "flow_steps"}
+    assert tables["audit_logs"]["rows"] >= 3
 
     capsys.readouterr()
     assert main(["audit", "verify", "--from", f"s3://{BUCKET}/prod", "--strict", "--config", str(config)]) == 0

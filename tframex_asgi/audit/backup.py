@@ -2,7 +2,8 @@
 
 Every ``persistence.backup_interval`` seconds the stack archives ``audit_logs`` (ordered by chain
 and sequence, every column, secrets already redacted as in ``audit export``) and
-``agent_executions`` as JSONL objects under ``backup_to_s3``, then writes a digest
+the execution records (``agent_executions``, ``tool_calls``, ``flow_executions``, ``flow_steps``)
+as JSONL objects under ``backup_to_s3``, then writes a digest
 ``<prefix>/digests/<stamp>.json`` naming each object with its SHA-256 and row count, the last
 sequence and hash of every audit chain, and the previous digest's key and SHA-256; the digest is
 signed with HMAC-SHA-256 under the audit ``hmac_key`` (unsigned, and said so, without one).
@@ -34,7 +35,13 @@ from tframex_asgi.errors import ConfigError
 __all__ = ["BackupReport", "run_backup", "verify_backups"]
 
 logger = logging.getLogger("tframex_asgi.audit.backup")
-TABLES = (("audit_logs", ("chain_id", "seq")), ("agent_executions", ("started_at", "id")))
+TABLES = (
+    ("audit_logs", ("chain_id", "seq")),
+    ("agent_executions", ("started_at", "id")),
+    ("tool_calls", ("called_at", "id")),
+    ("flow_executions", ("started_at", "id")),
+    ("flow_steps", ("execution_id", "step_order")),
+)
 
 
 def _split(url: str) -> tuple[str, str]:

@@ -50,7 +50,7 @@ class PersistenceConfig:
     read_replicas: bool = False
     replica_urls: tuple[str, ...] = ()
     read_your_writes: float = 5.0
-    # An s3://bucket/prefix URL: audit logs and agent executions are archived there every
+    # An s3://bucket/prefix URL: audit logs and execution records are archived there every
     # backup_interval seconds with signed, chained digests (`audit verify --from` checks them);
     # also the default target of `tframex-asgi data export`.
     backup_to_s3: bool | str = False
