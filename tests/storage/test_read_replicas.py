@@ -118,6 +118,19 @@ async def test_reads_go_to_the_replica_and_read_your_writes_to_the_primary(
         else:
             raise AssertionError("the replica never caught up")
 
+        # The primary goes away: reads keep being served by the replica, but the health check
+        # (what /readyz asks) is the primary's own.
+        primary.stop("immediate")
+        assert await db.count("roles", {"name": "first"}) == 1
+        assert not await db.ping()
+        primary.start()
+        for _ in range(100):
+            if await db.ping():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the primary never came back")
+
         # The replica goes away: reads fall back to the primary, nothing fails.
         standby.stop("immediate")
         before = db.replica_reads

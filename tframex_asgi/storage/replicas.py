@@ -33,6 +33,8 @@ COOLDOWN = 5.0  # seconds a failed replica is skipped
 _DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # Monotonic time of the last write made in this context, per storage instance (by id).
 _last_write: ContextVar[dict[int, float] | None] = ContextVar("tframex_asgi_last_write", default=None)
+# Set while a query must see the primary itself (health check, schema version).
+_on_primary: ContextVar[bool] = ContextVar("tframex_asgi_on_primary", default=False)
 
 
 def _replica_trouble(exc: asyncpg.PostgresError) -> bool:
@@ -99,6 +101,22 @@ class ReplicatedPostgresStorage(PostgresStorage):
         finally:
             self._wrote()
 
+    # -- the primary's own health and schema are never a replica's -------------------------
+
+    async def ping(self) -> bool:
+        token = _on_primary.set(True)
+        try:
+            return await super().ping()  # /readyz: can we write? A live replica does not say so
+        finally:
+            _on_primary.reset(token)
+
+    async def schema_version(self) -> int:
+        token = _on_primary.set(True)
+        try:
+            return await super().schema_version()
+        finally:
+            _on_primary.reset(token)
+
     # -- reads go to a replica ------------------------------------------------------------
 
     def _recently_wrote(self, now: float) -> bool:
@@ -108,7 +126,7 @@ class ReplicatedPostgresStorage(PostgresStorage):
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         now = time.monotonic()
-        if not self.replicas or self._recently_wrote(now):
+        if not self.replicas or _on_primary.get() or self._recently_wrote(now):
             return await super()._fetch(sql, params)
         for _ in range(len(self.replicas)):
             index = next(self._turn) % len(self.replicas)
