@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["EnterpriseRuntimeContext"]
 
 T = TypeVar("T")
+# RunInfo carries the caller's permissions for the engine's resource guard in versions that have one.
+_RUNINFO_PERMISSIONS = "permissions" in {f.name for f in fields(RunInfo)}
 USER_AGENT = b"tframex-asgi in-process"
 
 
@@ -85,12 +87,17 @@ class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
         self.conversation_id = parse_conversation_id(conversation_id) if conversation_id is not None else None
         self._conversation_agent: str | None = None
         services = app.services
+        # The endpoint runner's own collaborators (the per-resource guard, MCP), where this
+        # version's runner has them: in-process runs get exactly the HTTP runs' checks.
+        runner = app.endpoint.runner
+        extra = {k: getattr(runner, k) for k in ("guard", "mcp") if getattr(runner, k, None) is not None}
         self.engine = InstrumentedEngine(
             app,
             self,
             events=services.events,
             clock=services.clock,
             history_limit=services.config.server.history_limit,
+            **extra,
         )
 
     async def __aenter__(self) -> EnterpriseRuntimeContext:
@@ -139,7 +146,12 @@ class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
         uid = None
         if principal is not None and not getattr(principal, "external", False):
             uid = getattr(principal, "id", None)
-        return RunInfo(request_id=f"inproc-{uuid.uuid4().hex}", user_id=uid)
+        info = RunInfo(request_id=f"inproc-{uuid.uuid4().hex}", user_id=uid)
+        if _RUNINFO_PERMISSIONS and principal is not None:
+            # What the engine's resource guard checks, as for an HTTP caller.
+            granted: dict[str, Any] = {"permissions": frozenset(getattr(principal, "permissions", ()))}
+            info = replace(info, **granted)
+        return info
 
     def _audit(self, info: RunInfo, path: str, route: str | None, exc: BaseException | None, ms: int) -> None:
         audit = self._enterprise.audit
