@@ -113,3 +113,11 @@ async def test_production_example_runs(
     flows = [p for p in points["flow_executions_total"] if _attrs(p)["flow"] == "echo_then_shout"]
     assert [p.as_double for p in flows] == [1.0]
     assert "/v1/traces" in {path for path, _ in received}
+
+
+def test_high_availability_is_checked_on_a_config_built_directly() -> None:
+    from tframex_asgi.config.metrics import MetricsConfig
+
+    config = EnterpriseConfig(metrics=MetricsConfig(enabled=True, high_availability=True))
+    with pytest.raises(ConfigError, match=r"enterprise\.persistence\.enabled"):
+        build_stack(TFrameXEndpoint(build_demo_app()), config)

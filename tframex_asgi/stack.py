@@ -19,6 +19,7 @@ from typing import Any
 from tframex_asgi.clock import Clock
 from tframex_asgi.compat import Interface, as_asgi3
 from tframex_asgi.config import EnterpriseConfig, load_config
+from tframex_asgi.config.model import check_high_availability
 from tframex_asgi.errors import ConfigError
 from tframex_asgi.lifespan import InnerLifespan
 from tframex_asgi.services import Services
@@ -178,6 +179,7 @@ class EnterpriseStack:
         **settings: Any,
     ) -> None:
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
+        check_high_availability(cfg, "enterprise")  # also for a config constructed directly
         self.config = cfg
         self.services = services or Services(cfg, clock=clock)
         self.inner = as_asgi3(app, interface)

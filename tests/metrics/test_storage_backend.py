@@ -87,4 +87,6 @@ def test_storage_backend_needs_persistence() -> None:
             enable_security=False,
             enable_metrics=True,
             metrics_config={"backends": {"storage": {"enabled": True, "retention_days": -1}}},
+            enable_persistence=True,
+            persistence_config={"backend": "sqlite"},
         )

@@ -87,13 +87,13 @@ class EnterpriseConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
 
-    def _check(self, path: str) -> None:
-        check_high_availability(self, path)
-
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:
         """Build from the contents of the ``enterprise:`` block (already env-substituted)."""
-        return parse_section(cls, data or {}, path)
+        config = parse_section(cls, data or {}, path)
+        # Across sections, so checked on the finished config (never on a half-built one).
+        check_high_availability(config, path)
+        return config
 
     @classmethod
     def from_kwargs(
