@@ -1,9 +1,17 @@
 """tframex-asgi: enterprise layers for ASGI apps serving TFrameX agents."""
 
+from typing import TYPE_CHECKING, Any
+
 from tframex_asgi.config import EnterpriseConfig, load_config, loads_config
 from tframex_asgi.errors import ConfigError, TFrameXASGIError
+from tframex_asgi.middleware import MetricsMiddleware, PersistenceMiddleware, SecurityMiddleware
 from tframex_asgi.services import Services
 from tframex_asgi.stack import EnterpriseMiddleware, EnterpriseStack, build_stack
+
+if TYPE_CHECKING:
+    from tframex_asgi.app import EnterpriseTFrameXApp
+
+    TFrameXApp = EnterpriseTFrameXApp
 
 __version__ = "0.1.0"
 
@@ -12,10 +20,24 @@ __all__ = [
     "EnterpriseConfig",
     "EnterpriseMiddleware",
     "EnterpriseStack",
+    "EnterpriseTFrameXApp",
+    "MetricsMiddleware",
+    "PersistenceMiddleware",
+    "SecurityMiddleware",
     "Services",
     "TFrameXASGIError",
+    "TFrameXApp",
     "__version__",
     "build_stack",
     "load_config",
     "loads_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing the drop-in app imports tframex, which the middlewares alone never need.
+    if name in ("TFrameXApp", "EnterpriseTFrameXApp"):
+        from tframex_asgi.app import EnterpriseTFrameXApp
+
+        return EnterpriseTFrameXApp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,15 @@ from tframex import BaseLLMWrapper, Flow, TFrameXApp
 
 from tframex_asgi.llm import OfflineLLM, llm_from_env
 
-__all__ = ["build_demo_app"]
+__all__ = ["build_demo_app", "register_demo"]
 
 
 def build_demo_app(llm: BaseLLMWrapper | None = None) -> TFrameXApp:
-    app = TFrameXApp(default_llm=llm or llm_from_env() or OfflineLLM(), mcp_config_file=None)
+    return register_demo(TFrameXApp(default_llm=llm or llm_from_env() or OfflineLLM(), mcp_config_file=None))
+
+
+def register_demo(app: TFrameXApp) -> TFrameXApp:
+    """Register the demo tools, agents and flow on ``app`` (any TFrameXApp, the drop-in one too)."""
 
     # Explicit schemas: tframex infers types from runtime annotations, which postponed
     # annotations (PEP 563) turn into strings.

@@ -20,6 +20,7 @@ from typing import Any
 from tframex_asgi.clock import Clock
 from tframex_asgi.compat import Interface, as_asgi3
 from tframex_asgi.config import EnterpriseConfig, load_config
+from tframex_asgi.config.model import check_high_availability
 from tframex_asgi.errors import ConfigError
 from tframex_asgi.lifespan import InnerLifespan
 from tframex_asgi.services import Services
@@ -154,6 +155,10 @@ def bind_endpoints(app: Any, services: Services, depth: int = 12) -> int:
 
 def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, ...]]:
     bind_endpoints(app, services)
+    if services.config.persistence.backup_to_s3:
+        from tframex_asgi.audit.backup import enable_backup
+
+        enable_backup(services)  # scheduled S3 backup: a service, not a layer
     names: list[str] = []
     for layer in reversed(LAYERS):
         if not layer.wanted(services.config):
@@ -186,6 +191,7 @@ class EnterpriseStack:
         **settings: Any,
     ) -> None:
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
+        check_high_availability(cfg, "enterprise")  # also for a config constructed directly
         self.config = cfg
         self.services = services or Services(cfg, clock=clock)
         self.inner = as_asgi3(app, interface)

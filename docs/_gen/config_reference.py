@@ -177,8 +177,13 @@ def _sections(cls: type, path: str) -> list[tuple[str, type]]:
 # Used only where the source has no comment for a field (the source wins when it has one).
 FALLBACK = {
     "enterprise.metrics.enabled": "Turn the metrics layer on (`enable_metrics`).",
-    "enterprise.metrics.export_interval": "Seconds between pushes of backends that push (OpenTelemetry).",
-    "enterprise.metrics.high_availability": "The seed's switch for multi-replica deployments.",
+    "enterprise.metrics.export_interval": (
+        "Seconds between exports of backends that push (StatsD observed values, OpenTelemetry, storage)."
+    ),
+    "enterprise.metrics.high_availability": (
+        "Several replicas serve the app: refuse per-process state (persistence off, SQLite/memory "
+        "storage, memory:// rate-limit counters), naming the setting to change."
+    ),
     "enterprise.persistence.enabled": "Store users, keys, audit rows and conversations in the configured backend "
     "(off: a process-local memory store).",
     "enterprise.persistence.backend": "Optional; must match the connection string's scheme when both are given.",

@@ -187,7 +187,9 @@ async def test_fifty_concurrent_runs_some_streaming_no_cross_talk() -> None:
                 assert body["output"] == f"add returned {i + 7}"
                 cid = body["conversation_id"]
             convo = (await c.get(f"/conversations/{cid}")).json()
-            assert len(convo["messages"]) == 2 and str(i) in convo["messages"][0]["content"]
+            # The whole turn, and only this run's: the calculator's tool call and result too.
+            roles = ["user", "assistant"] if i % 2 else ["user", "assistant", "tool", "assistant"]
+            assert [m["role"] for m in convo["messages"]] == roles and str(i) in convo["messages"][0]["content"]
 
         await asyncio.gather(*(one(i) for i in range(50)))
         assert len((await c.get("/conversations", params={"limit": 100})).json()["conversations"]) == 50

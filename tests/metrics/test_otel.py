@@ -26,7 +26,8 @@ def traced():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    services = Services(EnterpriseConfig.from_mapping(metrics_config(prometheus=True, opentelemetry=True)))
+    otel = {"enabled": True, "metrics": False}  # traces only: OTLP metrics are tests/metrics/test_otel_metrics.py
+    services = Services(EnterpriseConfig.from_mapping(metrics_config(prometheus=True, opentelemetry=otel)))
     services.extras["tracer_provider"] = provider
     stack = EnterpriseStack(endpoint(), services=services)
     return stack, exporter
@@ -136,4 +137,5 @@ def test_otlp_exporter_sends_to_the_configured_endpoint() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert received and received[0] == ("/v1/traces", "application/x-protobuf", "t1")
+    assert ("/v1/traces", "application/x-protobuf", "t1") in received
+    assert ("/v1/metrics", "application/x-protobuf", "t1") in received  # both signals, same collector

@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     verify = commands.add_parser("verify", help="check the hash chains (exit 1 on tampering)")
     add_config_arg(verify)
     verify.add_argument("--file", metavar="JSONL", help="verify an export instead of the database")
+    verify.add_argument("--from", dest="source", metavar="S3_URL", help="verify the backups under s3://bucket/prefix")
     verify.add_argument(
         "--strict",
         action="store_true",
@@ -134,6 +135,8 @@ def _verify(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     key = _key(config)
     report: VerifyReport
+    if getattr(args, "source", None):
+        return _verify_backups(args.source, key, args.strict)
     if args.file:
         report = verify_rows(read_jsonl(args.file), key)
     else:
@@ -159,6 +162,26 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{report.unchained_rows} rows carry no chain (not tamper-evident)", file=sys.stderr)
         return 1
     print("OK: every chain is intact")
+    return 0
+
+
+def _verify_backups(url: str, key: bytes | None, strict: bool) -> int:
+    from tframex_asgi.audit.backup import verify_backups
+
+    report = asyncio.run(verify_backups(url, key))
+    audit = report.audit
+    rows = f", {audit.rows} audit rows in {audit.chains} chains" if audit is not None else ""
+    print(f"{report.digests} digests{rows}{'' if report.signed else ' (UNSIGNED: no hmac_key)'}")
+    problems = list(report.problems) + ([str(p) for p in audit.problems] if audit is not None else [])
+    if problems:
+        print(f"TAMPERED: {problems[0]}", file=sys.stderr)
+        for problem in problems[1:]:
+            print(f"  also: {problem}", file=sys.stderr)
+        return 1
+    if strict and not report.signed:
+        print("the digests are not signed (set security.audit.hmac_key)", file=sys.stderr)
+        return 1
+    print("OK: every digest, archive and chain is intact")
     return 0
 
 

@@ -55,10 +55,18 @@ def load_tframex_app(spec: str | None) -> Any:
 
 def build_server_app(args: argparse.Namespace, *, announce: Any = print) -> Any:
     from tframex_asgi.endpoint import TFrameXEndpoint
-    from tframex_asgi.stack import build_stack
+    from tframex_asgi.stack import EnterpriseStack, build_stack
 
-    config = config_from_args(args)
-    stack = build_stack(TFrameXEndpoint(load_tframex_app(args.app)), config)
+    tframex_app = load_tframex_app(args.app)
+    own = getattr(tframex_app, "stack", None)
+    if isinstance(own, EnterpriseStack):
+        # The seed's style (tframex_asgi.TFrameXApp with the enterprise keywords): it configures
+        # itself, and in-process runs share that stack's services; a second config would split them.
+        if args.config:
+            raise ConfigError("--config", f"{args.app} configures itself with the enterprise keywords: drop --config")
+        _bootstrap_admin(own, announce, base_url(args, for_client=True))
+        return own
+    stack = build_stack(TFrameXEndpoint(tframex_app), config_from_args(args))
     _bootstrap_admin(stack, announce, base_url(args, for_client=True))
     return stack
 

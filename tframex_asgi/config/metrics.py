@@ -16,6 +16,7 @@ __all__ = [
     "OpenTelemetryConfig",
     "PrometheusConfig",
     "StatsDConfig",
+    "StorageMetricsConfig",
 ]
 
 
@@ -73,12 +74,55 @@ class OpenTelemetryConfig(Section):
     service_name: str = "tframex-asgi"
     sample_ratio: float = 1.0
     headers: dict[str, str] = field(default_factory=dict)
+    # Export spans over OTLP/HTTP (<endpoint>/v1/traces).
+    traces: bool = True
+    # Export every declared metric over OTLP/HTTP (<endpoint>/v1/metrics) every export_interval.
+    metrics: bool = True
 
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if not 0.0 <= self.sample_ratio <= 1.0:
             raise ConfigError(f"{path}.sample_ratio", f"must be between 0 and 1, got {self.sample_ratio}")
+
+    def check_endpoint(self, path: str) -> None:
+        """Refuse an endpoint that cannot take OTLP (checked when the stack is built, so a
+        config file with the seed's Jaeger URL still loads for ``config check`` to explain)."""
+        from urllib.parse import urlsplit
+
+        if not self.endpoint:
+            return
+        parts = urlsplit(self.endpoint)
+        if parts.port == 14268 or parts.path.rstrip("/").endswith("/api/traces"):
+            host = parts.hostname or "jaeger"
+            raise ConfigError(
+                f"{path}.endpoint",
+                f"{self.endpoint!r} is Jaeger's Thrift collector (port 14268, /api/traces), which does not "
+                f"accept OTLP: use Jaeger's OTLP/HTTP receiver instead, endpoint: http://{host}:4318 "
+                "(Jaeger >= 1.35 with COLLECTOR_OTLP_ENABLED=true, or an OpenTelemetry Collector)",
+            )
+
+
+@dataclass(frozen=True)
+class StorageMetricsConfig(Section):
+    """Aggregated series written to the seed's ``metrics`` table every ``export_interval``."""
+
+    _path: ClassVar[str] = "enterprise.metrics.backends.storage"
+
+    # Needs persistence enabled: the rows go to its storage, through the write queue.
+    enabled: bool = False
+    # Rows older than this are deleted (checked at start and hourly); 0 keeps them forever.
+    retention_days: int = 30
+    # The rows' source column: which deployment wrote them.
+    source: str = "tframex-asgi"
+
+    _shorthand = staticmethod(_enabled_shorthand)
+
+    def _check(self, path: str) -> None:
+        if self.retention_days < 0:
+            raise ConfigError(f"{path}.retention_days", f"must be 0 (keep) or more days, got {self.retention_days}")
+        if not 0 < len(self.source) <= 100:
+            raise ConfigError(f"{path}.source", "must be 1 to 100 characters (the column is VARCHAR(100))")
 
 
 @dataclass(frozen=True)
@@ -103,6 +147,7 @@ class MetricsBackendsConfig(Section):
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     statsd: StatsDConfig = field(default_factory=StatsDConfig)
     opentelemetry: OpenTelemetryConfig = field(default_factory=OpenTelemetryConfig)
+    storage: StorageMetricsConfig = field(default_factory=StorageMetricsConfig)
     custom: tuple[CustomBackendConfig, ...] = ()
 
     _aliases: ClassVar[dict[str, str]] = {"otel": "opentelemetry"}
@@ -113,10 +158,10 @@ class MetricsBackendsConfig(Section):
         if isinstance(value, list | tuple):
             out: dict[str, Any] = {}
             for i, name in enumerate(value):
-                if name not in ("prometheus", "statsd", "opentelemetry", "otel"):
+                if name not in ("prometheus", "statsd", "opentelemetry", "otel", "storage"):
                     raise ConfigError(
                         f"{path}[{i}]",
-                        f"unknown metrics backend {name!r} (prometheus, statsd, opentelemetry)",
+                        f"unknown metrics backend {name!r} (prometheus, statsd, opentelemetry, storage)",
                     )
                 out[name] = {"enabled": True}
             return out
@@ -124,7 +169,13 @@ class MetricsBackendsConfig(Section):
 
     @property
     def any_enabled(self) -> bool:
-        return self.prometheus.enabled or self.statsd.enabled or self.opentelemetry.enabled or bool(self.custom)
+        return (
+            self.prometheus.enabled
+            or self.statsd.enabled
+            or self.opentelemetry.enabled
+            or self.storage.enabled
+            or bool(self.custom)
+        )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -48,6 +49,51 @@ def _clashing_key(config: EnterpriseConfig, path: str, message: str) -> str:
     return f"{path}.security.rbac.routes"
 
 
+def check_high_availability(config: EnterpriseConfig, path: str | None) -> None:
+    """``metrics.high_availability``: several replicas serve the app, so state kept inside one
+    process would differ per replica. Refuse each such setting, naming the one to change.
+    ``path`` None: the error names the seed's keywords (``security_config.…``)."""
+    if not config.metrics.high_availability:
+        return
+
+    def at(section: str, key: str) -> str:
+        return f"{section}_config.{key}" if path is None else f"{path}.{section}.{key}"
+
+    because = f"with {at('metrics', 'high_availability')}: true (several replicas)"
+    persistence = config.persistence
+    if not persistence.enabled:
+        raise ConfigError(
+            at("persistence", "enabled"),
+            f"users, keys and audit rows would live in each replica's memory {because}: enable persistence "
+            "with a postgresql:// connection_string",
+        )
+    scheme = persistence.url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            at("persistence", "connection_string"),
+            f"{scheme}:// storage is local to one process or host {because}: use postgresql://",
+        )
+    limits = config.security.rate_limiting
+    if config.security.enabled and limits.storage.startswith("memory:"):
+        # The brute-force guard counts failed logins in the same storage, limits on or off.
+        raise ConfigError(
+            at("security", "rate_limiting.storage"),
+            f"memory:// keeps rate-limit and failed-login counters per process {because}: "
+            "set storage: redis://host:6379/0",
+        )
+
+
+def _database_url_default(body: dict[str, Any]) -> None:
+    """The seed's staging/production examples name ``backend: postgresql`` and leave the URL to
+    ``DATABASE_URL`` (its YAML says ``connection_string: "${DATABASE_URL}"``): do the same."""
+    if body.get("backend") in ("postgresql", "postgres") and not any(
+        body.get(k) for k in ("connection_string", "url", "dsn")
+    ):
+        url = os.environ.get("DATABASE_URL")
+        if url:
+            body["connection_string"] = url
+
+
 @dataclass(frozen=True)
 class EnterpriseConfig(Section):
     _path: ClassVar[str] = "enterprise"
@@ -73,7 +119,10 @@ class EnterpriseConfig(Section):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "enterprise") -> EnterpriseConfig:
         """Build from the contents of the ``enterprise:`` block (already env-substituted)."""
-        return parse_section(cls, data or {}, path)
+        config = parse_section(cls, data or {}, path)
+        # Across sections, so checked on the finished config (never on a half-built one).
+        check_high_availability(config, path)
+        return config
 
     @classmethod
     def from_kwargs(
@@ -103,6 +152,8 @@ class EnterpriseConfig(Section):
             if "enabled" in body and bool(body["enabled"]) != bool(enabled):
                 raise ConfigError(f"{name}_config.enabled", f"contradicts enable_{name}={enabled!r}")
             body["enabled"] = enabled
+            if name == "persistence":
+                _database_url_default(body)
             sections[name] = body
         if server_config is not None:
             sections["server"] = server_config
@@ -111,6 +162,7 @@ class EnterpriseConfig(Section):
         for name, body in sections.items():
             keyword = f"{name}_config" if name != "server" else "server_config"
             out = replace(out, **{name: parse_section(type(getattr(out, name)), body, keyword)})
+        check_high_availability(out, None)
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,9 +49,18 @@ class PersistenceConfig(Section):
     migrations: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # Send list/read queries to these streaming replicas (postgresql:// URLs, round robin); writes,
+    # and reads made within read_your_writes seconds after a write in the same request, go to
+    # connection_string (the primary). A replica that fails is skipped for the primary.
     read_replicas: bool = False
-    # An s3:// URL: audit logs and exports are archived there.
+    replica_urls: tuple[str, ...] = ()
+    read_your_writes: float = 5.0
+    # An s3://bucket/prefix URL: audit logs and execution records are archived there every
+    # backup_interval seconds with signed, chained digests (`audit verify --from` checks them);
+    # also the default target of `tframex-asgi data export`.
     backup_to_s3: bool | str = False
+    # Seconds between scheduled backups; 0 keeps backup_to_s3 as the export target only.
+    backup_interval: float = 3600.0
     queue: WriteQueueConfig = field(default_factory=WriteQueueConfig)
     # Table name -> maximum age in days.
     retention: Mapping[str, int] = field(default_factory=dict)
@@ -86,7 +95,31 @@ class PersistenceConfig(Section):
                     f"{self.backend!r} does not match the connection string's scheme {scheme!r}",
                 )
         elif self.enabled and self.backend in ("postgresql", "s3"):
-            raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend")
+            hint = " (or set DATABASE_URL)" if self.backend == "postgresql" and path.endswith("_config") else ""
+            raise ConfigError(f"{path}.connection_string", f"is required for the {self.backend} backend{hint}")
+        if self.read_replicas and not self.replica_urls:
+            raise ConfigError(
+                f"{path}.replica_urls", "is required with read_replicas: true (the replicas' postgresql:// URLs)"
+            )
+        if self.replica_urls:
+            if _SCHEMES.get(self.url.split(":", 1)[0].split("+", 1)[0].lower()) != "postgresql":
+                raise ConfigError(
+                    f"{path}.replica_urls", "read replicas need a postgresql:// connection_string (the primary)"
+                )
+            for i, replica in enumerate(self.replica_urls):
+                if _SCHEMES.get(replica.split(":", 1)[0].split("+", 1)[0].lower()) != "postgresql":
+                    raise ConfigError(f"{path}.replica_urls[{i}]", "must be a postgresql:// URL")
+        if self.read_your_writes < 0:
+            raise ConfigError(f"{path}.read_your_writes", "must be 0 or more seconds")
+        if self.backup_to_s3 is True:
+            raise ConfigError(
+                f"{path}.backup_to_s3",
+                "true does not say where: set it to the s3://bucket/prefix URL backups are written to",
+            )
+        if self.backup_interval < 0:
+            raise ConfigError(f"{path}.backup_interval", "must be 0 (no schedule) or more seconds")
+        if isinstance(self.backup_to_s3, str) and not self.backup_to_s3.startswith("s3://"):
+            raise ConfigError(f"{path}.backup_to_s3", f"must be an s3://bucket/prefix URL, got {self.backup_to_s3!r}")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
             raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
         from tframex_asgi.storage.retention import AGE_COLUMNS

@@ -21,7 +21,7 @@ from tframex import TFrameXApp
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import handlers
-from tframex_asgi.endpoint.conversations import ConversationStore
+from tframex_asgi.endpoint.conversations import ConversationStore, conversation_cache
 from tframex_asgi.endpoint.openai import chat, models, responses
 from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
 from tframex_asgi.endpoint.runner import AgentRunner
@@ -105,7 +105,7 @@ class TFrameXEndpoint:
 
     @property
     def conversations(self) -> ConversationStore:
-        return ConversationStore(self.services.storage, self.services.clock)
+        return ConversationStore(self.services.storage, self.services.clock, conversation_cache(self.services))
 
     def _route(self, path: str, handler: Handler, methods: list[str]) -> Route:
         # OpenAI clients read OpenAI's error shape (a superset of ours) on /v1.

@@ -1,12 +1,15 @@
 """Conversations and their messages, kept in the seed's ``conversations``/``messages`` tables.
 
 Written on the request path (they are the user's data and the next turn reads them); execution
-records go through the batched writer instead.
+records go through the batched writer instead. The seed's "conversation metadata cache": the
+conversation row (owner, agent) is read once and then served from a small TTL cache shared by the
+requests of one stack, so a 20-turn conversation reads it once, not 20 times.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +23,13 @@ from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.base import BaseStorage, Row
 from tframex_asgi.timefmt import utc_iso
 
-__all__ = ["ConversationStore", "conversation_owner", "parse_conversation_id"]
+__all__ = [
+    "ConversationCache",
+    "ConversationStore",
+    "conversation_cache",
+    "conversation_owner",
+    "parse_conversation_id",
+]
 
 
 def parse_conversation_id(value: Any) -> str:
@@ -52,17 +61,67 @@ def _message(row: Row) -> Message:
     )
 
 
+class ConversationCache:
+    """Conversation rows by id for ``ttl`` seconds, at most ``size`` of them.
+
+    Deleting through this worker forgets the row at once; another worker's delete is seen after
+    ``ttl`` at the latest (the owner of a conversation never changes, so a cached row can only be
+    stale by having been deleted).
+    """
+
+    def __init__(self, clock: Clock, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.size = size
+        self._rows: OrderedDict[str, tuple[float, Row]] = OrderedDict()
+
+    def get(self, conversation_id: str) -> Row | None:
+        hit = self._rows.get(conversation_id)
+        if hit is None:
+            return None
+        if self.clock.monotonic() - hit[0] >= self.ttl:
+            del self._rows[conversation_id]
+            return None
+        return hit[1]
+
+    def put(self, conversation_id: str, row: Row) -> None:
+        self._rows[conversation_id] = (self.clock.monotonic(), row)
+        self._rows.move_to_end(conversation_id)
+        while len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+
+    def drop(self, conversation_id: str) -> None:
+        self._rows.pop(conversation_id, None)
+
+
+def conversation_cache(services: Any) -> ConversationCache:
+    """The cache shared by one stack's requests (in ``services.extras``)."""
+    cache = services.extras.get("conversation_cache")
+    if not isinstance(cache, ConversationCache):
+        cache = services.extras["conversation_cache"] = ConversationCache(services.clock)
+    return cache
+
+
 class ConversationStore:
-    def __init__(self, storage: BaseStorage, clock: Clock) -> None:
+    def __init__(self, storage: BaseStorage, clock: Clock, cache: ConversationCache | None = None) -> None:
         self.storage = storage
         self.clock = clock
+        self.cache = cache
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.time(), UTC).replace(tzinfo=None)
 
     async def get(self, conversation_id: str) -> Row | None:
+        if self.cache is not None:
+            cached = self.cache.get(conversation_id)
+            if cached is not None:
+                return dict(cached)
         rows = await self.storage.read("conversations", {"id": conversation_id}, limit=1)
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        if self.cache is not None:
+            self.cache.put(conversation_id, dict(rows[0]))
+        return rows[0]
 
     async def open(
         self,
@@ -85,18 +144,18 @@ class ConversationStore:
                 raise NotFoundError("no such conversation")
             return str(row["id"])
         new_id = conversation_id or str(uuid.uuid4())
-        await self.storage.write(
-            "conversations",
-            {
-                "id": new_id,
-                "user_id": user_id,
-                "agent_name": agent_name,
-                "title": (title or "")[:500] or None,
-                "created_at": self._now(),
-                "updated_at": self._now(),
-                "metadata": {"owner": owner} if owner is not None else None,
-            },
-        )
+        row = {
+            "id": new_id,
+            "user_id": user_id,
+            "agent_name": agent_name,
+            "title": (title or "")[:500] or None,
+            "created_at": self._now(),
+            "updated_at": self._now(),
+            "metadata": {"owner": owner} if owner is not None else None,
+        }
+        await self.storage.write("conversations", dict(row))
+        if self.cache is not None:
+            self.cache.put(new_id, row)
         return new_id
 
     async def history(self, conversation_id: str, limit: int) -> list[Message]:
@@ -160,6 +219,8 @@ class ConversationStore:
         return [_jsonable(r) for r in rows]
 
     async def delete(self, conversation_id: str) -> bool:
+        if self.cache is not None:
+            self.cache.drop(conversation_id)
         # Messages go with it (ON DELETE CASCADE on SQL backends; explicit for the others).
         for row in await self.storage.read("messages", {"conversation_id": conversation_id}):
             await self.storage.delete("messages", row["id"])

@@ -94,8 +94,20 @@ class _Step(BasePattern):  # type: ignore[misc]
         return flow_ctx
 
 
-async def run_flow(flow: Flow, text: str, engine: Any, *, events: EventBus, clock: Clock) -> tuple[str, FlowContext]:
-    """Run ``flow`` on ``text``; returns (execution id, final context). Raises FlowError."""
+async def run_flow(
+    flow: Flow,
+    text: str,
+    engine: Any,
+    *,
+    events: EventBus,
+    clock: Clock,
+    shared_data: dict[str, Any] | None = None,
+    template_vars: dict[str, Any] | None = None,
+) -> tuple[str, FlowContext]:
+    """Run ``flow`` on ``text``; returns (execution id, final context). Raises FlowError.
+
+    ``shared_data`` and ``template_vars`` are tframex's ``initial_shared_data`` and
+    ``flow_template_vars`` (in-process runs pass them through)."""
     execution_id = str(uuid.uuid4())
     info = replace(current_run.get() or RunInfo(), flow_execution_id=execution_id)
     token = current_run.set(info)
@@ -106,7 +118,12 @@ async def run_flow(flow: Flow, text: str, engine: Any, *, events: EventBus, cloc
     copy.steps = [_Step(s, i, flow.flow_name, execution_id, events, clock, failures) for i, s in enumerate(flow.steps)]
     ctx: FlowContext | None = None
     try:
-        ctx = await copy.execute(Message(role="user", content=text), engine)
+        ctx = await copy.execute(
+            Message(role="user", content=text),
+            engine,
+            initial_shared_data=shared_data,
+            flow_template_vars=template_vars,
+        )
     finally:
         done = clock.time()
         error = failures[0] if failures else None

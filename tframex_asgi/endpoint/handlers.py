@@ -17,6 +17,7 @@ from tframex_asgi.endpoint.conversations import conversation_owner, parse_conver
 from tframex_asgi.endpoint.flows import FlowError
 from tframex_asgi.endpoint.runner import ToolFailed
 from tframex_asgi.endpoint.sse import SSE_HEADERS, EventStream, end_with, is_disconnect, sse
+from tframex_asgi.endpoint.turns import capture_turn
 from tframex_asgi.errors import (
     AuthorizationError,
     LLMError,
@@ -195,10 +196,12 @@ async def run_agent(request: Request, ep: TFrameXEndpoint) -> Response:
     if stream:
         return EventStream(_stream_run(ep, name, text, info, history), SSE_HEADERS)  # type: ignore[return-value]
     try:
-        result = await ep.runner.run_agent(name, text, info, history)
+        with capture_turn() as turn:
+            result = await ep.runner.run_agent(name, text, info, history)
     except Exception as exc:
         raise failure(exc) from exc
-    await conversations.append(conversation_id, [("user", text), ("assistant", result.content)])
+    # The whole turn: tool calls and their results too, not only the question and the answer.
+    await conversations.append(conversation_id, turn.messages_or([("user", text), ("assistant", result.content)]))
     return JSONResponse(
         {"agent": name, "output": result.content, "conversation_id": conversation_id, "usage": usage_json(info)}
     )
@@ -212,15 +215,17 @@ async def _stream_run(
     saving = False
     chunks = ep.runner.stream_agent(name, text, info, history)
     try:
-        async for chunk in chunks:
-            if chunk.content:
-                parts.append(chunk.content)
-                yield sse({"content": chunk.content}, "chunk")
-            elif chunk.tool_calls:
-                yield sse({"tool_calls": [c.function.name for c in chunk.tool_calls]}, "tool_call")
+        with capture_turn() as turn:
+            async for chunk in chunks:
+                if chunk.content:
+                    parts.append(chunk.content)
+                    yield sse({"content": chunk.content}, "chunk")
+                elif chunk.tool_calls:
+                    yield sse({"tool_calls": [c.function.name for c in chunk.tool_calls]}, "tool_call")
         output = "".join(parts)
         saving = True
-        await ep.conversations.append(info.conversation_id, [("user", text), ("assistant", output)])
+        # The whole turn: tool calls and their results too, not only the question and the answer.
+        await ep.conversations.append(info.conversation_id, turn.messages_or([("user", text), ("assistant", output)]))
         yield sse({"output": output, "conversation_id": info.conversation_id, "usage": usage_json(info)}, "done")
     except asyncio.CancelledError as exc:
         await end_with(chunks, exc)  # cancelled at our yield: the run ends with the same cause

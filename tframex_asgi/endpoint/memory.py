@@ -1,7 +1,8 @@
 """Conversation memory that returns the NEWEST messages.
 
 tframex 1.1.0's ``InMemoryMemoryStore.get_history(limit=10)`` returns the oldest ten, so a long
-conversation would forget everything recent.
+conversation would forget everything recent. It also hands what it is told to the turn being
+captured (:mod:`tframex_asgi.endpoint.turns`), so the whole turn can be stored.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 
 from tframex import InMemoryMemoryStore, Message
 
+from tframex_asgi.endpoint.turns import current_turn
+
 __all__ = ["TailMemory"]
 
 
@@ -17,6 +20,12 @@ class TailMemory(InMemoryMemoryStore):  # type: ignore[misc]
     def __init__(self, history: Iterable[Message] = (), max_history_size: int | None = None) -> None:
         super().__init__(max_history_size=max_history_size)
         self._history.extend(history)
+
+    async def add_message(self, message: Message) -> None:
+        turn = current_turn.get()
+        if turn is not None:
+            turn.record(self, message)
+        await super().add_message(message)
 
     async def get_history(
         self, limit: int | None = None, offset: int = 0, roles: list[str] | None = None

@@ -11,10 +11,15 @@ Nothing here imports OpenTelemetry or a backend that is not enabled.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tframex_asgi.metrics.backend import MetricsBackend, Recorder
 from tframex_asgi.metrics.collector import MetricsCollector
 from tframex_asgi.metrics.middleware import PerformanceMonitor
 from tframex_asgi.metrics.spec import CATALOGUE, MetricSpec
+
+if TYPE_CHECKING:
+    from tframex_asgi.middleware import MetricsMiddleware
 
 # The seed's name for a backend.
 MetricsExporter = MetricsBackend
@@ -25,6 +30,16 @@ __all__ = [
     "MetricsBackend",
     "MetricsCollector",
     "MetricsExporter",
+    "MetricsMiddleware",
     "PerformanceMonitor",
     "Recorder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the middleware builds a whole stack, which imports this package.
+    if name == "MetricsMiddleware":
+        from tframex_asgi.middleware import MetricsMiddleware
+
+        return MetricsMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,8 +30,9 @@ def _backends(services: Services) -> tuple[list[tuple[str, MetricsBackend]], lis
     backends: list[tuple[str, MetricsBackend]] = []
     guarded: list[str] = []
     prometheus: PrometheusBackend | None = None
-    # Metrics switched on with no backend named: Prometheus in-app, what most users expect.
-    if cfg.prometheus.enabled or not (cfg.statsd.enabled or cfg.custom):
+    # Metrics switched on with no backend named at all: Prometheus in-app. Naming any backend
+    # (opentelemetry alone included) means exactly those.
+    if cfg.prometheus.enabled or not cfg.any_enabled:
         from tframex_asgi.metrics.prometheus import prometheus_backend
 
         prometheus = prometheus_backend(cfg.prometheus, f"{_PATH}.prometheus")
@@ -40,6 +41,21 @@ def _backends(services: Services) -> tuple[list[tuple[str, MetricsBackend]], lis
         from tframex_asgi.metrics.statsd import StatsDBackend
 
         backends.append(("statsd", StatsDBackend(cfg.statsd)))
+    if cfg.storage.enabled:
+        from tframex_asgi.metrics.storage_backend import storage_backend
+
+        backends.append(("storage", storage_backend(services, f"{_PATH}.storage")))
+    if cfg.opentelemetry.enabled:
+        cfg.opentelemetry.check_endpoint(f"{_PATH}.opentelemetry")
+        if cfg.opentelemetry.metrics:
+            from tframex_asgi.metrics.otel_metrics import OpenTelemetryMetricsBackend
+
+            otel = OpenTelemetryMetricsBackend(
+                cfg.opentelemetry,
+                export_interval=services.config.metrics.export_interval,
+                provider=services.extras.get("meter_provider"),
+            )
+            backends.append(("opentelemetry", otel))
     for i, custom in enumerate(cfg.custom):
         name = f"custom[{i}]"
         backends.append((name, load_custom_backend(custom, f"{_PATH}.{name}")))
@@ -76,7 +92,7 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp | None:
     otel = services.config.metrics.backends.opentelemetry
     hook: TraceHook | None = None
     tracing = None
-    if otel.enabled:
+    if otel.enabled and otel.traces:
         from tframex_asgi.metrics.otel import TracingSystem
 
         # A provider already in extras (tests, or an app that configures OTel itself) is used as is.

@@ -15,13 +15,20 @@ if TYPE_CHECKING:  # real types for checkers; lazy at run time
     from tframex_asgi.rbac.engine import RBACEngine, get_rbac
     from tframex_asgi.rbac.guard import RequirePermission, owns, require_permission
     from tframex_asgi.rbac.layer import AuthorizationMiddleware
+    from tframex_asgi.rbac.resource import CallerGuard
+    from tframex_asgi.rbac.resources import ResourceGuard
+
+    PermissionManager = RBACEngine
 
 __all__ = [
     "DEFAULT_ROLES",
     "PERMISSIONS",
     "AuthorizationMiddleware",
+    "CallerGuard",
+    "PermissionManager",
     "RBACEngine",
     "RequirePermission",
+    "ResourceGuard",
     "get_rbac",
     "owns",
     "require_permission",
@@ -30,6 +37,8 @@ __all__ = [
 _LAZY = {
     "AuthorizationMiddleware": "tframex_asgi.rbac.layer",
     "RBACEngine": "tframex_asgi.rbac.engine",
+    "CallerGuard": "tframex_asgi.rbac.resource",
+    "ResourceGuard": "tframex_asgi.rbac.resources",
     "get_rbac": "tframex_asgi.rbac.engine",
     "RequirePermission": "tframex_asgi.rbac.guard",
     "require_permission": "tframex_asgi.rbac.guard",
@@ -37,7 +46,12 @@ _LAZY = {
 }
 
 
+# The seed's names: its "Permission Manager" is the engine that resolves roles to permissions.
+_ALIASES = {"PermissionManager": "RBACEngine"}
+
+
 def __getattr__(name: str) -> Any:
+    name = _ALIASES.get(name, name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ from tframex_asgi.storage.validate import (
     row_key,
 )
 
-__all__ = ["MemoryStorage"]
+__all__ = ["InMemoryStorage", "MemoryStorage"]
 
 # (child table, column, cascade) for every foreign key pointing at a table.
 _REFERRERS: dict[str, list[tuple[Table, str, bool]]] = {name: [] for name in TABLES}
@@ -209,3 +209,7 @@ class MemoryStorage(BaseStorage):
 
 def table_of(name: str) -> Table:
     return table(name)
+
+
+# The seed's name for this backend.
+InMemoryStorage = MemoryStorage

@@ -31,7 +31,7 @@ from tframex_asgi.storage.unavailable import storage_unavailable
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
 
-__all__ = ["COPY_THRESHOLD", "DRIVER_ERRORS", "PostgresStorage", "translate"]
+__all__ = ["COPY_THRESHOLD", "DRIVER_ERRORS", "PostgreSQLStorage", "PostgresStorage", "translate"]
 
 COPY_THRESHOLD = 1000  # rows; below this, executemany is as fast and simpler
 _MIGRATION_LOCK = 0x7F3A_0001  # pg_advisory_xact_lock key: one migrator per database at a time
@@ -229,3 +229,7 @@ class PostgresStorage(SQLStorage):
         except DRIVER_ERRORS as exc:
             raise StorageError(f"PostgreSQL migration failed: {exc}") from exc
         return applied
+
+
+# The seed's name for this backend.
+PostgreSQLStorage = PostgresStorage
