@@ -233,9 +233,14 @@ async def _context(ctx: BenchContext) -> Built:
     return await _stack(ctx, "none", **_ALL_OFF)
 
 
-def _full(auth: str, services: bool = False, audit: str = "full") -> Callable[[BenchContext], Awaitable[Built]]:
+def _full(
+    auth: str, services: bool = False, audit: str = "full", server_timing: bool = False
+) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
-        return await _stack(ctx, auth, **_full_kwargs(ctx, auth, services=services, audit=audit))
+        kwargs = _full_kwargs(ctx, auth, services=services, audit=audit)
+        if server_timing:
+            kwargs["server_config"] = {"server_timing": True}
+        return await _stack(ctx, auth, **kwargs)
 
     return build
 
@@ -549,6 +554,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack as ours:full-apikey, audit level security (the default: failures and admin changes only)",
         _full("api_key", audit="security"),
+    ),
+    BenchConfig(
+        "ours:full-apikey-timing",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, with server.server_timing: true (a Server-Timing header)",
+        _full("api_key", server_timing=True),
     ),
     BenchConfig(
         "ours:full-redis-pg",
