@@ -569,6 +569,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "full stack: API key + RBAC + Redis limit + audit (PostgreSQL) + Prometheus",
         _full("api_key", services=True),
     ),
+    BenchConfig(
+        "ours:full-redis-pg-auditsec",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg, audit level security (the default)",
+        _full("api_key", services=True, audit="security"),
+    ),
     # peers
     BenchConfig("peer:slowapi", "peer", "bare", "slowapi (SlowAPIASGIMiddleware, memory)", _peers("slowapi")),
     BenchConfig(

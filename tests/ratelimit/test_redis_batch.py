@@ -68,3 +68,17 @@ async def test_scripts_flushed_by_redis_are_loaded_again(own_redis: OwnRedis, re
         await backend.close()
     assert [allowed for allowed, _ in found].count(True) == 4
     assert backend.stats.unavailable_total == 0
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from redis.asyncio.connection import Connection
+
+    from tframex_asgi.ratelimit.redis_batch import _pack
+
+    conn = Connection()
+    for parts in [
+        ("EVALSHA", "a" * 40, 1, "LIMITS:LIMITER/k/1/hour", 3600, 1),
+        ("EVALSHA", "b" * 40, 1, "LIMITS:LIMITER/ключ/ü/1/minute", 1765000000.123456, 50, 60, 1),
+        ("SCRIPT", "LOAD", "return redis.call('get', KEYS[1])\n"),
+    ]:
+        assert _pack(parts) == b"".join(conn.pack_command(*parts)), parts
