@@ -233,6 +233,13 @@ async def _context(ctx: BenchContext) -> Built:
     return await _stack(ctx, "none", **_ALL_OFF)
 
 
+async def _full_durable(ctx: BenchContext) -> Built:
+    kwargs = _full_kwargs(ctx, "api_key")
+    journal = f"{ctx.workdir}/audit-journal-{uuid.uuid4().hex[:6]}"
+    kwargs["security_config"]["audit"] = {"level": "full", "durability": "durable", "journal_path": journal}
+    return await _stack(ctx, "api_key", **kwargs)
+
+
 def _full(
     auth: str, services: bool = False, audit: str = "full", server_timing: bool = False
 ) -> Callable[[BenchContext], Awaitable[Built]]:
@@ -561,6 +568,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack as ours:full-apikey, with server.server_timing: true (a Server-Timing header)",
         _full("api_key", server_timing=True),
+    ),
+    BenchConfig(
+        "ours:full-apikey-durable",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, audit durability: durable (each response waits for its row's fsync)",
+        _full_durable,
     ),
     BenchConfig(
         "ours:full-redis-pg",

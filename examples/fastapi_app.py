@@ -1,8 +1,11 @@
 """FastAPI: a route guarded by a permission dependency, plus the TFrameX endpoint.
 
 Run:  uvicorn examples.fastapi_app:app
+First start: the admin's API key is printed once (users live in ./tframex.db, or $DATABASE_URL).
+Then:  curl -H "X-API-Key: $KEY" http://127.0.0.1:8000/reports/usage
 """
 
+import os
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -15,6 +18,7 @@ from tframex_asgi.rbac import RequirePermission
 app = FastAPI(title="TFrameX agents")
 
 
+# The dependency is the one declaration: the stack learns this route's permission from it.
 @app.get("/reports/usage", dependencies=[Depends(RequirePermission("metrics.view"))])
 async def usage_report(request: Request) -> dict[str, Any]:
     return {"requested_by": request.user.display_name}
@@ -23,5 +27,8 @@ async def usage_report(request: Request) -> dict[str, Any]:
 app.mount("/", TFrameXEndpoint(build_demo_app()))
 app.add_middleware(
     EnterpriseMiddleware,
-    security_config={"auth_providers": ["api_key"], "rbac": {"routes": {"GET /reports/usage": "metrics.view"}}},
+    bootstrap_admin=True,  # first start: create an admin and print its API key once
+    enable_persistence=True,
+    persistence_config={"connection_string": os.environ.get("DATABASE_URL", "sqlite:///./tframex.db")},
+    security_config={"auth_providers": ["api_key"]},
 )

@@ -16,6 +16,7 @@ from typing import Any
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
 from tframex_asgi.openai_shape import openai_error_send
+from tframex_asgi.paths import RouteTable, match_early
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestContextMiddleware", "RequestState", "client_ip", "get_state", "new_request_id"]
@@ -122,6 +123,7 @@ class RequestContextMiddleware:
         trust_request_id: bool = True,
         trusted_proxies: Iterable[str] = (),
         openai_prefix: str | None = None,
+        route_table: RouteTable[Any] | None = None,
     ) -> None:
         if header_name is not None and (not header_name or not header_name.isascii()):
             raise ValueError("header_name must be a non-empty ASCII header name, or None")
@@ -133,6 +135,8 @@ class RequestContextMiddleware:
         self.proxies = TrustedProxies(trusted_proxies)
         # Paths whose error bodies leave in OpenAI's shape (set when the TFrameX endpoint is served).
         self.openai_prefix = openai_prefix
+        # The authorization table, matched here so rejections by inner layers carry the route.
+        self.route_table = route_table
 
     def _request_id(self, scope: Scope) -> str:
         if self.trust_request_id:
@@ -157,6 +161,8 @@ class RequestContextMiddleware:
         else:  # no trusted proxy: the peer is the client, and X-Forwarded-For is never read
             client = scope.get("client")
             state["client_ip"] = client[0] if client else None
+        if self.route_table is not None:
+            match_early(scope, state, self.route_table, scope.get("method", "") if kind == "http" else "WEBSOCKET")
         if kind == "websocket":
             await self.app(scope, receive, send)
             return

@@ -17,4 +17,6 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         trust_request_id=cfg.server.trust_request_id,
         trusted_proxies=cfg.security.trusted_proxies,
         openai_prefix=services.extras.get("openai_prefix"),
+        # Set by the authorization layer, built before this one (layers are built inside out).
+        route_table=services.extras.get("route_table"),
     )

@@ -13,12 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from tframex_asgi.types import Scope
 
-__all__ = ["ANY_METHOD", "STANDARD_METHODS", "STATE_KEY", "RouteTable", "normalize_path", "parse_rule", "route_path"]
+__all__ = [
+    "ANY_METHOD",
+    "MATCH_KEY",
+    "STANDARD_METHODS",
+    "STATE_KEY",
+    "RouteTable",
+    "match_early",
+    "normalize_path",
+    "parse_rule",
+    "route_path",
+]
 
 T = TypeVar("T")
 
@@ -266,3 +276,19 @@ class RouteTable(Generic[T]):
         """Methods with a rule for ``path`` (for error messages and docs)."""
         methods = {m for m in (*self._rules, *STANDARD_METHODS) if self.match(m, path) is not None}
         return frozenset(methods)
+
+
+# scope["tframex"] key of the early route match: (table, scope path object, normalised path,
+# match answer), reused by the authorization layer when the table and path are the same.
+MATCH_KEY = "route_match"
+
+
+def match_early(scope: Scope, state: Any, table: RouteTable[T], method: str) -> None:
+    """Match the route template once, in the outermost layer, so every layer and metric has
+    ``state["route"]`` (a 401 from authentication or a 429 from the rate limiter included);
+    authorization reuses the answer instead of matching again."""
+    path = normalize_path(scope)
+    found = table.match(method, path) if path is not None else None
+    state[MATCH_KEY] = (table, scope.get("path"), path, found)
+    if found is not None:
+        state["route"] = found[0]

@@ -1,9 +1,10 @@
 """Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
 
 request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
-authorization -> app. A disabled feature adds no layer at all: the request-context layer is there
-when another layer or persistence needs it, or to echo the request id header; with every feature
-off and ``server.request_id_header: null`` the stack adds no layer.
+authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app.
+A disabled feature adds no layer at all: the request-context layer is there when another
+layer or persistence needs it, or to echo the request id header; with every feature off and
+``server.request_id_header: null`` the stack adds no layer.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ LAYERS: tuple[Layer, ...] = (
         "tframex_asgi.rbac.layer:build_layer",
         lambda c: c.security.enabled and c.security.rbac.enabled,
         "enterprise.security.rbac",
+    ),
+    # The stack's own /metrics, /audit and /admin/* routes, innermost so authorization covers
+    # them: served around any app, not only the TFrameX endpoint.
+    Layer(
+        "routes",
+        "tframex_asgi.routes_layer:build_layer",
+        lambda c: c.metrics.enabled or c.security.enabled,
+        "enterprise",
     ),
 )
 
@@ -171,6 +180,8 @@ class EnterpriseStack:
 
     Use it as a server's app, as ``app.add_middleware(EnterpriseMiddleware, ...)`` in
     Starlette/FastAPI, or ``async with stack:`` in tests (ASGI transports that run no lifespan).
+    ``bootstrap_admin=True``: on first start (no users stored yet) create an ``admin`` user and
+    print its API key once, as ``tframex-asgi serve`` does.
     """
 
     def __init__(
@@ -181,6 +192,7 @@ class EnterpriseStack:
         services: Services | None = None,
         clock: Clock | None = None,
         interface: Interface = "auto",
+        bootstrap_admin: bool = False,
         **settings: Any,
     ) -> None:
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
@@ -188,6 +200,11 @@ class EnterpriseStack:
         self.services = services or Services(cfg, clock=clock)
         self.inner = as_asgi3(app, interface)
         self.app, self.layers = build_layers(self.inner, self.services)
+        if bootstrap_admin:
+            # First start: create an admin and print its API key once (as `tframex-asgi serve`).
+            from tframex_asgi.admin.bootstrap import announce_first_admin
+
+            announce_first_admin(self.services)
         self._start_lock = asyncio.Lock()
         self._warned_lazy = False
 

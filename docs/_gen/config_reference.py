@@ -50,6 +50,32 @@ everything `serve` validates at start (route templates and clashes in `rbac.rout
 backends: it builds the layers without starting or connecting anything) and names the key.
 Security is **on** unless disabled explicitly.
 
+## Config files on the command line layer over the serve defaults
+
+`tframex-asgi serve` and every other command (`users`, `keys`, `roles`, `audit`, `data`,
+`migrate`, `config`) start from the serve defaults: SQLite at `./tframex.db` with migrations,
+API keys and Basic auth, in-memory rate limits of 600/minute, `security`-level audit and
+Prometheus at `GET /metrics`. `--config FILE` is layered over them, so a file holding only a
+rate-limit block changes rate limiting and nothing else:
+
+- a section or key the file leaves out keeps its serve default;
+- mappings merge key by key (an alias such as `url` replaces the `connection_string` it stands for);
+- a scalar or a list replaces the default; the shorthands `rate_limiting: false`, `audit: full`,
+  `metrics: {enabled: false}` set just that key;
+- `auth_providers: [api_key, jwt]` (a list) names exactly the providers to use, while
+  `auth_providers: {jwt: {...}}` (a mapping) adds JWT to API keys and Basic;
+- turn a default off explicitly: `persistence: {enabled: false}`, `metrics: {enabled: false}`,
+  `backends: {prometheus: {enabled: false}}`.
+
+`tframex-asgi config show` prints the serve defaults; `tframex-asgi config check FILE` (or
+`config show FILE`) prints the effective configuration, the defaults with FILE over them.
+Commands that write users, API keys or roles refuse to run when the effective configuration
+keeps them in memory only (persistence off), since they would be lost when the command exits.
+In Python, `build_stack(app, "enterprise.yaml")` reads the file alone, over the library's own
+defaults listed below (no layering).
+
+## Every key
+
 Every key with its default, as YAML (this block is loaded by the docs tests and must equal the
 defaults):
 

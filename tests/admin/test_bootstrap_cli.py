@@ -120,7 +120,7 @@ def test_cli_users_roles_keys(
     keys = cli(capsys, "keys", "list", "--user", "alice", "--json", "--config", config_file)
     assert key_id.group(1) in keys and second.group() not in keys
     assert "revoked" in cli(capsys, "keys", "revoke", key_id.group(1), "--config", config_file)
-    assert main(["keys", "revoke", "00000000-0000-0000-0000-000000000000", "--config", config_file]) == 1
+    assert main(["keys", "revoke", "00000000-0000-0000-0000-000000000000", "--config", config_file]) == 2  # not found
     assert "disabled" in cli(capsys, "users", "disable", "alice", "--config", config_file)
     assert main(["users", "disable", "nobody", "--config", config_file]) == 2  # NotFoundError -> exit 2
     assert main(["roles", "grant", "alice", "ghost", "--config", config_file]) == 2

@@ -90,6 +90,8 @@ async def test_filters_and_paging(env: Any) -> None:
             route="/agents/{name}/run",
             reason=None if i % 2 else "invalid_token",
         )
+    # A millisecond later: rows of the same instant are ordered by id (arbitrary), not by arrival.
+    clock.advance(0.001)
     audit.log_change(
         principal=ALICE,
         action="user.update",

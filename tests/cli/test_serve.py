@@ -22,13 +22,13 @@ KEY = re.compile(r"^\s+(tfx_\S+)\s*$", re.MULTILINE)
 
 
 class Server:
-    def __init__(self, cwd: Path, log_level: str = "warning") -> None:
+    def __init__(self, cwd: Path, *extra: str, log_level: str = "warning") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
         self.out = cwd / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tframex_asgi", "serve", "--port", str(self.port), "--log-level", log_level],
+            [sys.executable, "-m", "tframex_asgi", "serve", "--port", str(self.port), "--log-level", log_level, *extra],
             cwd=cwd,
             env=env,
             stdout=self.out.open("wb"),

@@ -1,7 +1,9 @@
 """Every example in examples/ is imported and exercised: Starlette, FastAPI, Quart, ASGI 2, WSGI.
 
-Each example keeps users and keys in its stack's own storage (memory by default); the test
-provisions a user with a role and an API key there, as `tframex-asgi users/keys` would.
+Each example keeps users and keys in SQLite ($DATABASE_URL, here a fresh file per test); the test
+provisions a user with a role and an API key there, as `tframex-asgi users/keys` would. The
+examples served by a real server, and logged in to with the key they print, are in
+test_examples_served.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from tests.asgi_harness import Lifespan
 from tframex_asgi.auth.store import get_identity_store
 from tframex_asgi.rbac.engine import get_rbac
 from tframex_asgi.stack import EnterpriseStack
+
+
+@pytest.fixture(autouse=True)
+def example_database(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/example.db")
 
 
 def find_stack(app: Any) -> EnterpriseStack:

@@ -229,7 +229,7 @@ async def test_enabled_without_backends_defaults_to_prometheus() -> None:
     from tframex_asgi import build_stack
 
     stack = build_stack(endpoint(), enable_security=False, enable_metrics=True)
-    assert stack.layers == ("context", "metrics")
+    assert stack.layers == ("context", "metrics", "routes")
     async with stack:
         assert (await request(stack, "GET", "/metrics")).status == 200
 

@@ -45,16 +45,17 @@ def _count(url: str, table: str) -> int:
 def test_migrate_creates_every_table_and_index_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/m.db"
     assert main(["migrate", "--url", url]) == 0
-    assert "applied migrations 1, 2; schema version 2" in capsys.readouterr().out
+    assert "applied migrations 1, 2, 3; schema version 3" in capsys.readouterr().out
     assert main(["migrate", "--url", url]) == 0
-    assert "up to date (version 2)" in capsys.readouterr().out
+    assert "up to date (version 3)" in capsys.readouterr().out
     with sqlite3.connect(f"{tmp_path}/m.db") as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'idx_%'")}
         versions = [r[0] for r in db.execute("SELECT version FROM tframex_schema_migrations ORDER BY version")]
     # The seed's SQL defines 14 tables (the issue says 13, a miscount) + api_keys from migration 2.
     assert len(names - {"tframex_schema_migrations"}) == 15
-    assert len(indexes) == 10 and versions == [1, 2]
+    # 9 of the seed, idx_audit_logs_chain_seq (2), and the 7 keyset indexes of audit_logs (3).
+    assert len(indexes) == 17 and versions == [1, 2, 3]
 
 
 def test_migrate_postgresql(pg_schema_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +76,7 @@ def test_migrate_postgresql(pg_schema_dsn: str, capsys: pytest.CaptureFixture[st
         finally:
             await conn.close()
 
-    assert asyncio.run(catalog()) == (16, 10)  # 15 tables + the version table; 9 + 1 indexes
+    assert asyncio.run(catalog()) == (16, 17)  # 15 tables + the version table; 9 + 1 + 7 indexes
 
 
 def test_prune_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -249,3 +249,38 @@ async def test_pruning_unlinks_rows_that_only_point_at_pruned_rows(relational: B
     assert await relational.count("messages") == 0  # cascaded
     assert (await relational.read("agent_executions", {"id": run}))[0]["conversation_id"] is None
     assert (await relational.read("agent_executions", {"id": keep}))[0]["conversation_id"] == new
+
+
+async def test_read_page_keyset(storage: BaseStorage) -> None:
+    """Keyset pages: the same rows in the same order on every backend, ties broken by the key's
+    last column, bounds inclusive, rows with a NULL key on no page, bad keys a ValidationError."""
+    ids = [str(uuid.UUID(int=i + 1, version=4)) for i in range(9)]
+    # Three instants, three rows each; the last instant's rows are the newest page.
+    rows = [
+        {"id": ids[i], "event_type": "t", "event_source": "s", "action": "a" if i % 2 else "b",
+         "created_at": T0 + timedelta(seconds=i // 3)}
+        for i in range(9)
+    ]  # fmt: skip
+    await storage.write_many("events", rows)
+    await storage.write("events", {"event_type": "t", "event_source": "s", "action": "a", "created_at": None})
+    order = ["-created_at", "-id"]
+    first = await storage.read_page("events", {"event_type": "t"}, order_by=order, limit=4)
+    assert [r["id"] for r in first] == [ids[8], ids[7], ids[6], ids[5]]
+    key = (first[-1]["created_at"], first[-1]["id"])
+    rest = await storage.read_page("events", {"event_type": "t"}, order_by=order, after=key, limit=10)
+    assert [r["id"] for r in rest] == [ids[4], ids[3], ids[2], ids[1], ids[0]]  # never the NULL row
+    window = {"created_at": (T0 + timedelta(seconds=1), T0 + timedelta(seconds=1))}
+    within = await storage.read_page("events", {"action": "a"}, order_by=order, bounds=window, limit=10)
+    assert [r["id"] for r in within] == [ids[5], ids[3]]
+    ascending = await storage.read_page("events", None, order_by=["created_at", "id"], after=key, limit=2)
+    assert [r["id"] for r in ascending] == [ids[6], ids[7]]
+    assert [r["id"] for r in await storage.read_page("events", None, order_by=order, limit=2, offset=7)] == ids[1::-1]
+    for bad in (
+        {"order_by": ["-created_at", "id"]},  # mixed directions
+        {"order_by": ["-action"]},  # text keys compare differently per database
+        {"order_by": order, "after": (T0,)},  # a value per key column
+        {"order_by": order, "after": ("yesterday", ids[0])},
+        {"order_by": order, "bounds": {"created_at": ("soon", None)}},
+    ):
+        with pytest.raises(ValidationError):
+            await storage.read_page("events", None, limit=5, **bad)  # type: ignore[arg-type]

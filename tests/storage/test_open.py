@@ -48,7 +48,7 @@ async def test_sqlite_without_migrations_creates_nothing(tmp_path: Path) -> None
             await store.count("users")
         # Clients get a generic message; the driver's text stays on the exception chain (and the log).
         assert info.value.code == "storage_unavailable" and "no such table" in str(info.value.__cause__)
-        assert await store.migrate() == [1, 2] and await store.migrate() == []
+        assert await store.migrate() == [1, 2, 3] and await store.migrate() == []
         assert await store.count("users") == 0 and await store.ping()
     finally:
         await store.close()
@@ -68,8 +68,8 @@ async def test_concurrent_migrations_apply_once(pg_schema_dsn: str) -> None:
         await s.connect()
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(map(tuple, results)) == [(), (), (), (1, 2)]
-        assert await stores[0].schema_version() == 2
+        assert sorted(map(tuple, results)) == [(), (), (), (1, 2, 3)]
+        assert await stores[0].schema_version() == 3
     finally:
         for s in stores:
             await s.close()
@@ -139,7 +139,7 @@ async def test_default_style_sqlite_through_services_lifespan(tmp_sqlite_url: st
     services = Services(config)
     writer = get_writer(services)
     await services.startup()  # connects and migrates, then starts the writer
-    assert await services.storage.schema_version() == 2
+    assert await services.storage.schema_version() == 3
     writer.submit("events", {"event_type": "t", "event_source": "s", "action": "a", "ip_address": "::1"})
     await services.shutdown()  # the writer flushes before the storage closes
     again = open_storage(tmp_sqlite_url)

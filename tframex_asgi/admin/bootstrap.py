@@ -8,6 +8,7 @@ operator's back; with several workers starting at once, the unique username lets
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tframex_asgi.errors import ConflictError
@@ -15,7 +16,7 @@ from tframex_asgi.errors import ConflictError
 if TYPE_CHECKING:
     from tframex_asgi.services import Services
 
-__all__ = ["bootstrap_admin"]
+__all__ = ["announce_first_admin", "bootstrap_admin"]
 
 logger = logging.getLogger("tframex_asgi.admin")
 
@@ -48,3 +49,40 @@ async def bootstrap_admin(services: Services, *, username: str = "admin") -> tup
         )  # fmt: skip
     logger.warning("created the first admin user %r with a new API key", username)
     return username, key
+
+
+def announce_first_admin(
+    services: Services, announce: Callable[[str], object] = print, *, try_url: str | None = None
+) -> None:
+    """At startup, on first start (no users yet), create the admin and print its key once.
+
+    ``tframex-asgi serve`` and ``build_stack(..., bootstrap_admin=True)`` use it, so an app run
+    under its own server can be logged in to from its first start. ``try_url``: a URL for the
+    example ``curl`` line.
+    """
+    if not services.config.security.enabled:
+        return
+
+    async def hook() -> None:
+        created = await bootstrap_admin(services)
+        if created is None:
+            return
+        username, key = created
+        header = services.config.security.auth_providers.api_key.header_name
+        lines = [
+            "",
+            f"  Created admin user {username!r}. Its API key is shown ONCE, store it now:",
+            "",
+            f"      {key}",
+            "",
+            f"  Send it as the {header} header"
+            + (f":  curl -H '{header}: {key}' {try_url}" if try_url else f" ({header}: {key})."),
+            "",
+        ]
+        # flush: under a server the output may be a pipe, and the key must show before requests.
+        announce("\n".join(lines))
+        import sys
+
+        sys.stdout.flush()
+
+    services.on_startup(hook)

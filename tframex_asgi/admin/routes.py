@@ -23,6 +23,7 @@ from tframex_asgi.errors import NotFoundError, TFrameXASGIError, ValidationError
 from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.rbac.guard import missing_permissions
 from tframex_asgi.services import Services
+from tframex_asgi.timefmt import json_default
 
 __all__ = ["admin_routes"]
 
@@ -31,7 +32,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(json.loads(json.dumps(data, default=str)), status_code=status, headers=headers)
+    return JSONResponse(json.loads(json.dumps(data, default=json_default)), status_code=status, headers=headers)
 
 
 def _error(exc: TFrameXASGIError) -> JSONResponse:

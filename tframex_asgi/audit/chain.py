@@ -300,9 +300,17 @@ class VerifyReport:
 class Verifier:
     """Checks rows fed in (chain_id, seq) order, one chain after another, in constant memory."""
 
-    def __init__(self, key: bytes | None = None, max_problems: int = 100) -> None:
+    def __init__(
+        self,
+        key: bytes | None = None,
+        max_problems: int = 100,
+        checkpoints: Mapping[str, tuple[int, str]] | None = None,
+    ) -> None:
         self.key = key
         self.max_problems = max_problems
+        # chain_id -> (last pruned seq, its row_hash), from ``audit.prune`` rows
+        # (tframex_asgi.audit.prune): such a chain starts there, not at seq 1 and GENESIS.
+        self.checkpoints = dict(checkpoints or {})
         self.report = VerifyReport()
         self._chain: str | None = None
         self._seq = 0
@@ -334,7 +342,8 @@ class Verifier:
         if chain_id != self._chain:
             self._close_chain()
             self.report.chains += 1
-            self._chain, self._seq, self._last, self._ended = chain_id, 0, GENESIS, False
+            start = self.checkpoints.get(chain_id, (0, GENESIS))
+            self._chain, self._seq, self._last, self._ended = chain_id, start[0], start[1], False
         seq = int(row["seq"])
         if seq == self._seq:
             self._problem(row, "duplicate_seq", f"seq {seq} appears more than once")
@@ -363,7 +372,10 @@ class Verifier:
 
 def verify_rows(rows: Iterable[Mapping[str, Any]], key: bytes | None = None) -> VerifyReport:
     """Verify rows in any order (sorted here by chain and seq); for tests and small exports."""
-    verifier = Verifier(key)
+    from tframex_asgi.audit.prune import checkpoints_from
+
+    rows = list(rows)
+    verifier = Verifier(key, checkpoints=checkpoints_from(rows))
     for row in sorted(rows, key=lambda r: (str(r.get("chain_id") or ""), int(r.get("seq") or 0))):
         verifier.feed(row)
     return verifier.finish()

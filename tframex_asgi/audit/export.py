@@ -85,7 +85,9 @@ async def iter_rows(
 
 
 async def verify_storage(storage: Any, key: bytes | None = None) -> VerifyReport:
-    verifier = Verifier(key)
+    from tframex_asgi.audit.prune import load_checkpoints
+
+    verifier = Verifier(key, checkpoints=await load_checkpoints(storage))
     async for row in iter_rows(storage):
         verifier.feed(row)
     return verifier.finish()

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tframex_asgi.audit.journal import AuditJournal
 from tframex_asgi.audit.logger import AuditLogger, get_audit
 from tframex_asgi.audit.records import OPERATIONAL_REASONS, SECURITY_STATUSES, capture_request
 from tframex_asgi.audit.routes import audit_routes
@@ -30,17 +31,26 @@ logger = logging.getLogger("tframex_asgi.audit")
 
 # Recorded when the client went away (or the server cancelled the task) before a response started.
 CLIENT_CLOSED = 499
+# The messages that can end a response's body (the last has no more_body): the plain one and the
+# zero-copy / path-send extensions a server may offer.
+_BODY_MESSAGES = frozenset({"http.response.body", "http.response.zerocopysend", "http.response.pathsend"})
 
 
 class AuditMiddleware:
     """Pure ASGI middleware recording each HTTP request through an :class:`AuditLogger`."""
 
-    def __init__(self, app: ASGIApp, audit: AuditLogger, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, audit: AuditLogger, *, clock: Clock | None = None, journal: AuditJournal | None = None
+    ) -> None:
         if not callable(getattr(audit, "log_request", None)) or not callable(getattr(audit, "record", None)):
             raise TypeError("audit must be an AuditLogger")
+        if journal is not None and audit.sink is not journal:
+            raise TypeError("a durable audit layer needs the logger to write through its journal")
         self.app = app
         self.audit = audit
         self.clock: Clock = clock or SystemClock()
+        # Durable mode: the last message of each recorded response waits for its row's fsync.
+        self.journal = journal
         level = getattr(getattr(audit, "config", None), "level", None)
         # What AuditLogger.wants() decides, resolved once: every request, refusals only, or none.
         self._every = level == "full"
@@ -54,11 +64,25 @@ class AuditMiddleware:
         started = clock.monotonic()
         state = get_state(scope)
         status: int | None = None
+        recorded = False
+        journal = self.journal
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif (
+                journal is not None
+                and status is not None
+                and message["type"] in _BODY_MESSAGES
+                and not message.get("more_body", False)
+            ):
+                # Record now, build the row now (not in a later loop callback), and answer only
+                # once it is fsynced: an answered request always has its row.
+                recorded = True
+                if self._record(scope, state, started, status, state.get("audit_reason")):
+                    self.audit.drain()
+                    await journal.synced()
             await send(message)
 
         failure: str | None = None
@@ -71,29 +95,36 @@ class AuditMiddleware:
             failure = "internal_error"
             raise
         finally:
-            reason: Any = state.get("audit_reason") or failure
-            final = status
-            if final is None:
-                # The outer context layer turns an exception into a 500; no response at all is a 500 too.
-                final = CLIENT_CLOSED if failure == "cancelled" else 500
-                reason = reason or "no_response"
-            if reason is not None:
-                reason = str(reason)
-            # The level's decision first, so the security level pays almost nothing for the
-            # requests it skips (AuditLogger.wants, inlined).
-            if self._every or (
-                self._refusals and (final in SECURITY_STATUSES or (bool(reason) and reason not in OPERATIONAL_REASONS))
-            ):
-                audit = self.audit
-                try:
-                    duration_ms = int((clock.monotonic() - started) * 1000)
-                    # Wall time from the logger's clock, as its other rows.
-                    created = audit.clock.time()
-                    audit.record(
-                        capture_request(scope, state, created, final, duration_ms, reason, state.get("route"), None)
-                    )
-                except Exception:  # never break the request being recorded
-                    logger.exception("could not record a request")
+            if not recorded:
+                reason: Any = state.get("audit_reason") or failure
+                final = status
+                if final is None:
+                    # The outer context layer turns an exception into a 500; no response at all is a 500 too.
+                    final = CLIENT_CLOSED if failure == "cancelled" else 500
+                    reason = reason or "no_response"
+                self._record(scope, state, started, final, reason)
+
+    def _record(self, scope: Scope, state: dict[str, Any], started: float, final: int, reason: Any) -> bool:
+        """Capture the request when the level records it; whether it did."""
+        if reason is not None:
+            reason = str(reason)
+        # The level's decision first, so the security level pays almost nothing for the
+        # requests it skips (AuditLogger.wants, inlined).
+        if not (
+            self._every
+            or (self._refusals and (final in SECURITY_STATUSES or (bool(reason) and reason not in OPERATIONAL_REASONS)))
+        ):
+            return False
+        audit = self.audit
+        try:
+            duration_ms = int((self.clock.monotonic() - started) * 1000)
+            # Wall time from the logger's clock, as its other rows.
+            created = audit.clock.time()
+            audit.record(capture_request(scope, state, created, final, duration_ms, reason, state.get("route"), None))
+        except Exception:  # never break the request being recorded
+            logger.exception("could not record a request")
+            return False
+        return True
 
 
 def build_layer(app: ASGIApp, services: Any) -> ASGIApp | None:
@@ -102,4 +133,5 @@ def build_layer(app: ASGIApp, services: Any) -> ASGIApp | None:
         return None
     audit = get_audit(services)
     services.extras.setdefault("routes", []).extend(audit_routes(services))
-    return AuditMiddleware(app, audit, clock=services.clock)
+    journal = audit.sink if isinstance(audit.sink, AuditJournal) else None
+    return AuditMiddleware(app, audit, clock=services.clock, journal=journal)

@@ -464,14 +464,20 @@ class AuditLogger:
         old_values: Mapping[str, Any] | None = None,
         new_values: Mapping[str, Any] | None = None,
         scope: Scope | None = None,
+        internal_values: Mapping[str, Any] | None = None,
     ) -> None:
-        """An administrative change (users, roles, keys): always recorded, secrets redacted."""
+        """An administrative change (users, roles, keys): always recorded, secrets redacted.
+
+        ``internal_values`` (JSON-safe) join ``new_values`` unredacted: ids and hashes the package
+        made itself, which shape redaction would take for secrets (32+ hex digits)."""
         with self._lock:
             self._drain_locked()  # requests recorded before this change come first in the chain
             try:
                 principal = self._principal(scope, principal)
                 user_id, actor = self._actor(principal)
                 new = dict(self.redactor.sanitize(new_values)) if new_values is not None else {}
+                if internal_values:
+                    new.update(internal_values)
                 if actor is not None:
                     new.setdefault("actor", actor)
                 row: dict[str, Any] = {
@@ -620,7 +626,12 @@ def get_audit(services: Any) -> AuditLogger:
     from tframex_asgi.storage.queue import get_writer
 
     writer = get_writer(services)
-    audit = AuditLogger(writer, services.config.security.audit, clock=services.clock)
+    sink: AuditSink = writer
+    if services.config.security.audit.durability == "durable":
+        from tframex_asgi.audit.journal import get_journal
+
+        sink = get_journal(services)  # hooks after the writer's: started after it, stopped before it
+    audit = AuditLogger(sink, services.config.security.audit, clock=services.clock)
     services.extras["audit"] = audit
     # Registered after the writer's hooks: started after it, and closed before it (shutdown runs
     # in reverse order), so the queued rows and the end record reach a queue that accepts rows.

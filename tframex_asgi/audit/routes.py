@@ -2,7 +2,8 @@
 
 Query parameters: ``user_id``, ``action``, ``status``, ``reason``, ``request_id``, ``chain_id``
 (exact match), ``since`` / ``until`` (ISO 8601 or Unix seconds, on ``created_at``), ``limit``
-(1-1000, default 100) and ``offset``. Newest first. Authorization maps ``GET /audit`` to
+(1-1000, default 100), ``cursor`` (the ``next_cursor`` of the previous page) and ``offset``.
+Newest first, read by keyset so a page costs the same at any depth and table size. Authorization maps ``GET /audit`` to
 ``audit.view``; this module only serves it.
 """
 
@@ -21,20 +22,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tframex_asgi.audit.cursor import CursorCodec
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.http import error_body
+from tframex_asgi.storage.schema import AUDIT_FILTERS, TABLES
+from tframex_asgi.storage.validate import coerce
 
-__all__ = ["audit_routes", "parse_time", "public_row", "query_audit"]
+__all__ = ["KEY_ORDER", "audit_routes", "parse_time", "public_row", "query_audit"]
 
 logger = logging.getLogger("tframex_asgi.audit")
 MAX_LIMIT = 1000
 PERMISSION = "audit.view"
-_EQUALITY = ("user_id", "action", "status", "reason", "request_id", "chain_id")
+_EQUALITY = AUDIT_FILTERS
+# Newest first; id breaks ties of created_at, so every row has one place in the order.
+KEY_ORDER = ("-created_at", "-id")
 _JSON_COLUMNS = ("old_values", "new_values", "details")
-# Scanning for a time window reads pages of this size from the (newest-first) table.
-_SCAN_PAGE = 500
 # GET /audit first waits this long for queued rows, so a client reads what it just caused.
 _FLUSH_WAIT = 2.0
 
@@ -54,7 +58,10 @@ def parse_time(value: str, name: str) -> dt.datetime:
         except (ValueError, OverflowError, OSError):
             raise ValidationError(f"{name} is out of range") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the last datetime in UTC
+            raise ValidationError(f"{name} is out of range") from None
     return moment
 
 
@@ -93,38 +100,19 @@ async def query_audit(
     until: dt.datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    after: tuple[dt.datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of ``audit_logs`` newest first. Storage filters are equality only, so a time window
-    is applied while scanning pages, stopping at the first row older than ``since``."""
-    order = ["-created_at", "-seq"]
-    if since is None and until is None:
-        rows: list[dict[str, Any]] = await storage.read(
-            "audit_logs", filters, limit=limit, offset=offset, order_by=order
-        )
-        return rows
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    page_offset = 0
-    while len(out) < limit:
-        page = await storage.read("audit_logs", filters, limit=_SCAN_PAGE, offset=page_offset, order_by=order)
-        for row in page:
-            moment = _as_time(row.get("created_at"))
-            if moment is None:
-                continue
-            if since is not None and moment < since:
-                return out
-            if until is not None and moment > until:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(row)
-            if len(out) >= limit:
-                return out
-        if len(page) < _SCAN_PAGE:
-            break
-        page_offset += _SCAN_PAGE
-    return out
+    """Rows of ``audit_logs`` newest first, strictly after the row keyed ``after`` (created_at, id).
+
+    One keyset read (:meth:`BaseStorage.read_page`): with the indexes of migration 3 it is one index
+    range scan, so its cost does not grow with the table (``offset`` still reads the rows it skips).
+    Rows with the same ``created_at`` come in descending ``id`` order.
+    """
+    bounds = {"created_at": (since, until)} if since is not None or until is not None else None
+    rows: list[dict[str, Any]] = await storage.read_page(
+        "audit_logs", filters, order_by=KEY_ORDER, after=after, bounds=bounds, limit=limit, offset=offset
+    )
+    return rows
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -140,12 +128,46 @@ def _int_param(params: Mapping[str, str], name: str, default: int, low: int, hig
     return value
 
 
+_Query = tuple[dict[str, Any], dt.datetime | None, dt.datetime | None, int, int, tuple[dt.datetime, str] | None]
+
+
+def _parse_query(params: Mapping[str, str], cursors: CursorCodec) -> _Query:
+    """Every parameter checked here, against the column it filters: a value the database would
+    refuse (NUL, longer than the column, not a UUID) is a 400 naming it, never a driver error."""
+    unknown = set(params) - {*_EQUALITY, "since", "until", "limit", "offset", "cursor"}
+    if unknown:
+        raise ValidationError(f"unknown query parameter {sorted(unknown)[0]!r}")
+    columns = TABLES["audit_logs"].by_name
+    filters: dict[str, Any] = {}
+    for name in _EQUALITY:
+        value = params.get(name)
+        if not value:
+            continue
+        if name == "user_id":
+            try:
+                value = str(uuid.UUID(value))
+            except ValueError:
+                raise ValidationError("user_id must be a UUID") from None
+        filters[name] = coerce(columns[name], value, name)
+    since = parse_time(params["since"], "since") if params.get("since") else None
+    until = parse_time(params["until"], "until") if params.get("until") else None
+    limit = _int_param(params, "limit", 100, 1, MAX_LIMIT)
+    offset = _int_param(params, "offset", 0, 0, 10**9)
+    after = None
+    if params.get("cursor"):
+        if offset:
+            raise ValidationError("cursor and offset cannot be combined: a cursor already says where the page starts")
+        after = cursors.decode(params["cursor"], filters, since, until)
+    return filters, since, until, limit, offset, after
+
+
 def _json_response(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def audit_routes(services: Any) -> list[BaseRoute]:
     redactor = Redactor(services.config.security.audit.redact_fields)
+    cursors = CursorCodec(services.config.security.audit.hmac_key)
 
     async def list_audit(request: Request) -> Response:
         # Authorization maps GET /audit to audit.view; checked here too, so the audit trail stays
@@ -156,21 +178,10 @@ def audit_routes(services: Any) -> list[BaseRoute]:
             return _json_response(403, error_body("forbidden", f"{PERMISSION} is required"))
         params = request.query_params
         try:
-            unknown = set(params) - {*_EQUALITY, "since", "until", "limit", "offset"}
-            if unknown:
-                raise ValidationError(f"unknown query parameter {sorted(unknown)[0]!r}")
-            filters = {k: params[k] for k in _EQUALITY if params.get(k)}
-            if "user_id" in filters:
-                try:
-                    filters["user_id"] = str(uuid.UUID(filters["user_id"]))
-                except ValueError:
-                    raise ValidationError("user_id must be a UUID") from None
-            since = parse_time(params["since"], "since") if params.get("since") else None
-            until = parse_time(params["until"], "until") if params.get("until") else None
-            limit = _int_param(params, "limit", 100, 1, MAX_LIMIT)
-            offset = _int_param(params, "offset", 0, 0, 10**9)
+            query = _parse_query(params, cursors)
         except ValidationError as exc:
             return _json_response(400, error_body(exc.code, exc.message))
+        filters, since, until, limit, offset, after = query
         drain = getattr(services.extras.get("audit"), "drain", None)
         if callable(drain):
             drain()  # rows of requests answered before this one may still be waiting to be built
@@ -180,13 +191,17 @@ def audit_routes(services: Any) -> list[BaseRoute]:
                 await asyncio.wait_for(writer.flush(), _FLUSH_WAIT)
             except Exception:  # TimeoutError included: answer with what is already stored
                 logger.warning("GET /audit: the write queue did not flush; recent rows may be missing")
-        rows = await query_audit(services.storage, filters, since=since, until=until, limit=limit, offset=offset)
+        rows = await query_audit(
+            services.storage, filters, since=since, until=until, limit=limit, offset=offset, after=after
+        )
         items = [public_row(r, redactor) for r in rows]
+        full = len(items) == limit
         body = {
             "items": items,
             "limit": limit,
             "offset": offset,
-            "next_offset": offset + len(items) if len(items) == limit else None,
+            "next_offset": offset + len(items) if full and after is None else None,
+            "next_cursor": cursors.encode(rows[-1], filters, since, until) if full else None,
         }
         return _json_response(200, json.dumps(body, separators=(",", ":")).encode())
 

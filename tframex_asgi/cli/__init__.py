@@ -13,7 +13,7 @@ from tframex_asgi.errors import TFrameXASGIError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("serve", "migrate", "users", "roles", "keys", "audit", "config_cmd", "data")
+COMMANDS = ("serve", "migrate", "users", "roles", "keys", "audit", "config_cmd", "data", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes, the same for every command: 0 done; 1 a check found a problem (`audit verify`);
+# 2 the command could not do what was asked (bad arguments, bad config, not found, refused,
+# storage unreachable), with one "error: ..." line on stderr; 130 interrupted.
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad arguments: argparse exits with 2 too
     try:
         code = args.func(args)
     except TFrameXASGIError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except OSError as exc:  # a database or file that cannot be reached: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return int(code or 0)

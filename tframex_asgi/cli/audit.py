@@ -94,7 +94,7 @@ def _key(config: EnterpriseConfig) -> bytes | None:
 
 def _tail(args: argparse.Namespace) -> int:
     from tframex_asgi.audit.redact import Redactor
-    from tframex_asgi.audit.routes import public_row
+    from tframex_asgi.audit.routes import public_row, query_audit
 
     config = config_from_args(args)
     redactor = Redactor(config.security.audit.redact_fields)
@@ -105,15 +105,18 @@ def _tail(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with _storage_of(config) as storage:
-            order = ["-created_at", "-seq"]
-            rows = await storage.read("audit_logs", None, limit=max(args.lines, 0), order_by=order)
-            seen: deque[str] = deque(maxlen=10_000)
-            for row in reversed(rows):
-                seen.append(str(row["id"]))
+            lines = max(args.lines, 0)
+            # --follow polls the newest `window` rows: every row of that window is "seen" from the
+            # start, or the first poll would replay the older ones that -n did not show. The same
+            # keyset read as GET /audit: the newest rows by index, whatever the table's size.
+            window = max(lines, 500) if args.follow else lines
+            rows = await query_audit(storage, {}, limit=window) if window > 0 else []
+            seen: deque[str] = deque((str(row["id"]) for row in reversed(rows)), maxlen=10_000)
+            for row in reversed(rows[:lines]):  # oldest first, newest last, as tail does
                 show(row)
             while args.follow:
                 await asyncio.sleep(args.interval)
-                fresh = await storage.read("audit_logs", None, limit=500, order_by=order)
+                fresh = await query_audit(storage, {}, limit=500)
                 known = set(seen)
                 for row in reversed(fresh):
                     if str(row["id"]) not in known:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tframex_asgi.config import EnterpriseConfig, load_config
+from tframex_asgi.config import EnterpriseConfig
 
 __all__ = ["add_config_arg", "config_from_args"]
 
@@ -17,13 +17,13 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="FILE",
         default=os.environ.get(DEFAULT_CONFIG_ENV),
-        help=f"YAML file with an 'enterprise:' block (default: ${DEFAULT_CONFIG_ENV}, else built-in defaults)",
+        help=f"YAML file with an 'enterprise:' block, layered over the serve defaults (default: ${DEFAULT_CONFIG_ENV})",
     )
 
 
 def config_from_args(args: argparse.Namespace) -> EnterpriseConfig:
-    if args.config:
-        return load_config(args.config)
-    from tframex_asgi.defaults import default_config
+    """The serve defaults with ``--config FILE`` layered over them (a key the file leaves out
+    keeps its serve default: see tframex_asgi.config.layering)."""
+    from tframex_asgi.defaults import serve_config
 
-    return default_config()
+    return serve_config(args.config or None)

@@ -1,4 +1,8 @@
-"""``tframex-asgi config check FILE``."""
+"""``tframex-asgi config check FILE`` and ``config show [FILE]``.
+
+Both print the *effective* configuration: the serve defaults with FILE layered over them, as
+``serve`` and every other command use it (tframex_asgi.config.layering).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from tframex_asgi.config import load_config
+from tframex_asgi.defaults import serve_config
 
 __all__ = ["register"]
 
@@ -18,6 +22,9 @@ def register(sub: Any) -> None:
     check.add_argument("file", metavar="FILE")
     check.add_argument("--quiet", "-q", action="store_true", help="print nothing when the file is valid")
     check.set_defaults(func=_check)
+    show = cmds.add_parser("show", help="print the effective configuration: the serve defaults, with FILE over them")
+    show.add_argument("file", metavar="FILE", nargs="?")
+    show.set_defaults(func=_show)
 
 
 async def _no_app(scope: Any, receive: Any, send: Any) -> None:
@@ -27,14 +34,23 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
 def _check(args: argparse.Namespace) -> int:
     from tframex_asgi.stack import build_stack
 
-    config = load_config(args.file)  # ConfigError names the bad key; main() prints it
+    config = serve_config(args.file)  # ConfigError names the bad key; main() prints it
     # What serve validates beyond the config itself (providers, keys, backends, route table)
     # is validated when the layers are built: build them, start nothing, connect to nothing.
     build_stack(_no_app, config)
     if not args.quiet:
-        print(f"{args.file}: OK")
-        print(json.dumps({"enterprise": _redact(config.to_dict())}, indent=2, default=str))
+        print(f"{args.file}: OK (effective configuration: the serve defaults with this file over them)")
+        print(_dump(config))
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    print(_dump(serve_config(args.file)))
+    return 0
+
+
+def _dump(config: Any) -> str:
+    return json.dumps({"enterprise": _redact(config.to_dict())}, indent=2, default=str)
 
 
 _SECRET_KEYS = ("secret", "password", "client_secret", "connection_string", "headers")
@@ -45,6 +61,26 @@ def _redact(value: Any, key: str = "") -> Any:
         return {k: _redact(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
+    if key == "connection_string" and isinstance(value, str) and value:
+        return _mask_url(value)
     if key in _SECRET_KEYS and value:
         return "***"
     return value
+
+
+def _mask_url(url: str) -> str:
+    """A storage URL with its password (and any query string, which may hold one) masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "@" not in url and "?" not in url:
+        return url  # no credentials in it (sqlite:///path, memory://)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))

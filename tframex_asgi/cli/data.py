@@ -13,7 +13,8 @@ from typing import Any, TextIO
 
 from tframex_asgi.cli.common import add_config_arg, config_from_args
 from tframex_asgi.cli.migrate import storage_from_args
-from tframex_asgi.errors import ConfigError
+from tframex_asgi.errors import ConfigError, ConflictError
+from tframex_asgi.storage.jsonl import JSONLTarget, is_jsonl_target
 
 __all__ = ["ProgressBar", "register"]
 
@@ -62,11 +63,15 @@ def register(sub: Any) -> None:
     prune.add_argument("--table", help="only this table")
     prune.add_argument("--older-than", type=int, metavar="DAYS", help="maximum age (overrides the configuration)")
     prune.set_defaults(func=_prune)
-    export = cmds.add_parser("export", help="copy a table's rows to another store (s3://bucket/prefix...)")
+    export = cmds.add_parser(
+        "export", help="copy a table's rows to a JSONL file or another store (s3://bucket/prefix, sqlite:///...)"
+    )
     add_config_arg(export)
     export.add_argument("--url", help="source storage URL (default: the configured one)")
     export.add_argument("--table", required=True, help="table to export (e.g. audit_logs)")
-    export.add_argument("--to", dest="target", help="target URL (default: enterprise.persistence.backup_to_s3)")
+    export.add_argument(
+        "--to", dest="target", help="file.jsonl or a storage URL (default: enterprise.persistence.backup_to_s3)"
+    )
     export.add_argument("--older-than", type=int, metavar="DAYS", help="only rows older than DAYS")
     export.add_argument("--prune", action="store_true", help="delete the exported rows from the source afterwards")
     export.add_argument("--page-size", type=int, default=1000)
@@ -97,7 +102,11 @@ def _prune(args: argparse.Namespace) -> int:
         storage = storage_from_args(args, migrations=True)
         await storage.connect()
         try:
-            return await prune(storage, retention)
+            done: dict[str, int] = {}
+            if "audit_logs" in retention:
+                done["audit_logs"] = await _prune_audit(args, storage, retention["audit_logs"])
+            rest = {t: d for t, d in retention.items() if t != "audit_logs"}
+            return {**done, **(await prune(storage, rest) if rest else {})}
         finally:
             await storage.close()
 
@@ -106,15 +115,35 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _prune_audit(args: argparse.Namespace, storage: Any, days: int) -> int:
+    """Audit rows go with a signed checkpoint, so `audit verify` still passes afterwards."""
+    from tframex_asgi.audit.logger import get_audit
+    from tframex_asgi.audit.prune import prune_audit
+    from tframex_asgi.services import Services
+    from tframex_asgi.storage.validate import utcnow
+
+    services = Services(config_from_args(args), storage=storage)
+    get_audit(services)  # before startup: its writer and logger start with the services
+    await services.startup()
+    try:
+        return await prune_audit(services, utcnow() - timedelta(days=days))
+    finally:
+        await services.shutdown()  # seals the checkpoint's chain with its end record
+
+
 def _export(args: argparse.Namespace) -> int:
-    from tframex_asgi.storage import open_storage
     from tframex_asgi.storage.retention import age_column, export_table
     from tframex_asgi.storage.validate import utcnow
 
     backup = config_from_args(args).persistence.backup_to_s3
     target_url = args.target or (backup if isinstance(backup, str) else None)
     if not target_url:
-        raise ConfigError("--to", "no target: pass --to s3://bucket/prefix or set persistence.backup_to_s3")
+        raise ConfigError("--to", "no target: pass --to rows.jsonl or s3://bucket/prefix, or set backup_to_s3")
+    target = _target(target_url)
+    from tframex_asgi.storage.schema import TABLES
+
+    if args.table not in TABLES:  # before anything is opened
+        raise ConfigError("--table", f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
     if args.prune and args.older_than is None:
         raise ConfigError("--prune", "needs --older-than")
     before = utcnow() - timedelta(days=args.older_than) if args.older_than is not None else None
@@ -122,20 +151,31 @@ def _export(args: argparse.Namespace) -> int:
 
     async def run() -> tuple[int, int]:
         source = storage_from_args(args, migrations=True)
-        target = open_storage(target_url)
         await source.connect()
+        done = False
         try:
             await target.connect()
-            copied = await export_table(
-                source, target, args.table, before=before, page_size=args.page_size, progress=bar
-            )
+            try:
+                copied = await export_table(
+                    source, target, args.table, before=before, page_size=args.page_size, progress=bar
+                )
+            except ConflictError as exc:
+                if exc.code != "foreign_key":
+                    raise
+                raise ConfigError("--to", _missing_parents(args.table)) from exc
             pruned = 0
-            if args.prune and before is not None:
+            if args.prune and before is not None and args.table == "audit_logs":
+                pruned = await _prune_audit(args, source, args.older_than)  # with its checkpoint
+            elif args.prune and before is not None:
                 pruned = await source.delete_older_than(args.table, age_column(args.table), before)
+            done = True
             return copied, pruned
         finally:
             bar.close()
-            await target.close()
+            if isinstance(target, JSONLTarget):
+                await target.close(complete=done)
+            else:
+                await target.close()
             await source.close()
 
     copied, pruned = asyncio.run(run())
@@ -144,3 +184,28 @@ def _export(args: argparse.Namespace) -> int:
         + (f", pruned {pruned}" if args.prune else "")
     )
     return 0
+
+
+def _target(url: str) -> Any:
+    """The export target for ``--to``: a JSONL file, or a storage URL (errors name --to)."""
+    from tframex_asgi.storage import open_storage
+
+    if is_jsonl_target(url):
+        return JSONLTarget(url)
+    try:
+        return open_storage(url)
+    except ConfigError as exc:
+        raise ConfigError("--to", f"{exc.reason}; or a file ending in .jsonl") from None
+
+
+def _missing_parents(table: str) -> str:
+    from tframex_asgi.storage.schema import TABLES
+
+    columns = TABLES[table].columns
+    parents = sorted({c.references.table for c in columns if c.references and c.references.table != table})
+    first = " and ".join(parents) or "the tables it references"
+    return (
+        f"the target database lacks rows that {table} rows reference ({first}): export "
+        f"{', '.join(parents) or 'those tables'} to it first, or export to a .jsonl file or S3, which keep no "
+        "foreign keys"
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from tframex_asgi.admin.cli import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.admin.service import AdminService
 from tframex_asgi.cli.common import add_config_arg
+from tframex_asgi.errors import NotFoundError
 
 __all__ = ["register"]
 
@@ -62,7 +63,6 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     if not run_admin(args, lambda admin: admin.revoke_key(args.key_id)):
-        print(f"error: no API key with id {args.key_id!r}")
-        return 1
+        raise NotFoundError(f"no API key with id {args.key_id!r}")  # exit 2, like every other error
     print(f"API key {args.key_id} revoked")
     return 0

@@ -59,33 +59,26 @@ def build_server_app(args: argparse.Namespace, *, announce: Any = print) -> Any:
 
     config = config_from_args(args)
     stack = build_stack(TFrameXEndpoint(load_tframex_app(args.app)), config)
-    _bootstrap_admin(stack, announce)
+    _bootstrap_admin(stack, announce, base_url(args, for_client=True))
     return stack
 
 
-def _bootstrap_admin(stack: Any, announce: Any) -> None:
+def base_url(args: argparse.Namespace, *, for_client: bool = False) -> str:
+    """The bound address as a URL (bracketed IPv6); ``for_client``: one a local client can use
+    (loopback instead of a wildcard bind)."""
+    host = getattr(args, "host", "127.0.0.1") or "127.0.0.1"
+    if for_client and host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{getattr(args, 'port', 8000)}"
+
+
+def _bootstrap_admin(stack: Any, announce: Any, url: str = "http://127.0.0.1:8000") -> None:
     """On first start with security on, create an admin and print its API key once."""
-    if not stack.config.security.enabled:
-        return
-    try:
-        from tframex_asgi.admin.bootstrap import bootstrap_admin
-    except ImportError:
-        return
-    services = stack.services
+    from tframex_asgi.admin.bootstrap import announce_first_admin
 
-    async def hook() -> None:
-        created = await bootstrap_admin(services)
-        if created is not None:
-            username, key = created
-            header = services.config.security.auth_providers.api_key.header_name
-            announce(
-                "\n"
-                f"  Created admin user {username!r}. Its API key is shown ONCE, store it now:\n\n"
-                f"      {key}\n\n"
-                f"  Try:  curl -H '{header}: {key}' http://HOST:PORT/agents\n"
-            )
-
-    services.on_startup(hook)
+    announce_first_admin(stack.services, announce, try_url=f"{url}/agents")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -98,7 +91,12 @@ def _serve(args: argparse.Namespace) -> int:
     log_config = configure(args.log_level)
     app = build_server_app(args)
     apply_levels(args.log_level)
-    print(f"tframex-asgi: serving on http://{args.host}:{args.port} (layers: {', '.join(app.layers)})", flush=True)
+    print(f"tframex-asgi: serving on {base_url(args)} (layers: {', '.join(app.layers)})", flush=True)
+    if not app.config.persistence.enabled:
+        print(
+            "tframex-asgi: persistence is off: users, API keys and audit rows live in memory and are lost at exit",
+            flush=True,
+        )
     # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1; our own trusted-proxy list decides.
     uvicorn.run(
         app,

@@ -14,7 +14,7 @@ from tframex_asgi.config._parse import join
 from tframex_asgi.config.model import EnterpriseConfig
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["load_config", "loads_config", "substitute_env"]
+__all__ = ["load_config", "loads_block", "loads_config", "read_block", "substitute_env"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
 
@@ -47,6 +47,12 @@ def substitute_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
 
 def loads_config(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None) -> EnterpriseConfig:
     """Parse YAML text holding an ``enterprise:`` block (an empty document gives the defaults)."""
+    return EnterpriseConfig.from_mapping(loads_block(text, source=source, environ=environ), "enterprise")
+
+
+def loads_block(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The contents of the ``enterprise:`` block of YAML text, env-substituted, not yet parsed
+    (so it can be layered over other settings first)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -54,21 +60,34 @@ def loads_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError("", f"{source}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
     if data is None:
-        return EnterpriseConfig()
+        return {}
     if not isinstance(data, Mapping):
         raise ConfigError("", f"{source}: expected a mapping with an 'enterprise:' key")
     unknown = [k for k in data if k != "enterprise"]
     if unknown:
         raise ConfigError(str(unknown[0]), f"unknown top-level key in {source} (only 'enterprise' is read)")
     env = os.environ if environ is None else environ
-    block = substitute_env(data.get("enterprise") or {}, "enterprise", env)
-    return EnterpriseConfig.from_mapping(block, "enterprise")
+    block = data.get("enterprise") or {}
+    if not isinstance(block, Mapping):
+        raise ConfigError("enterprise", f"{source}: expected a mapping, got {type(block).__name__}")
+    substituted: dict[str, Any] = substitute_env(block, "enterprise", env)
+    return substituted
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8"), str(file)
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {str(file)!r}: {exc.strerror}") from exc
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> EnterpriseConfig:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {str(file)!r}: {exc.strerror}") from exc
-    return loads_config(text, source=str(file), environ=environ)
+    text, source = _read(path)
+    return loads_config(text, source=source, environ=environ)
+
+
+def read_block(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The env-substituted ``enterprise:`` block of the file at ``path`` (see :func:`loads_block`)."""
+    text, source = _read(path)
+    return loads_block(text, source=source, environ=environ)

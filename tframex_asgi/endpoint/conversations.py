@@ -18,6 +18,7 @@ from tframex_asgi.clock import Clock
 from tframex_asgi.errors import NotFoundError, ValidationError
 from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.base import BaseStorage, Row
+from tframex_asgi.timefmt import utc_iso
 
 __all__ = ["ConversationStore", "conversation_owner", "parse_conversation_id"]
 
@@ -37,7 +38,7 @@ def conversation_owner(row: Row) -> str | None:
 
 
 def _jsonable(row: Row) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {k: (utc_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def _message(row: Row) -> Message:

@@ -29,6 +29,7 @@ from tframex_asgi.events import RunInfo
 from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.rbac.resources import rbac_enforced
 from tframex_asgi.storage.base import Row
+from tframex_asgi.timefmt import json_default
 
 if TYPE_CHECKING:
     from tframex_asgi.endpoint.app import TFrameXEndpoint
@@ -295,7 +296,7 @@ async def _owned(request: Request, ep: TFrameXEndpoint) -> Row:
 async def get_conversation(request: Request, ep: TFrameXEndpoint) -> Response:
     row = await _owned(request, ep)
     messages = await ep.conversations.messages(str(row["id"]))
-    return JSONResponse({"conversation": json.loads(json.dumps(row, default=str)), "messages": messages})
+    return JSONResponse({"conversation": json.loads(json.dumps(row, default=json_default)), "messages": messages})
 
 
 async def delete_conversation(request: Request, ep: TFrameXEndpoint) -> Response:

@@ -105,6 +105,15 @@ class MetricsCollector:
         cache[labels] = result
         return result
 
+    def live_recorder(self, name: str) -> Recorder | None:
+        """The recorder of an observed gauge (no labels) in the backends that need it written
+        at every change (``live_gauges``: multiprocess Prometheus), or None when none does."""
+        spec = self.specs[name]
+        recorders = [b.bind(spec, ()) for _, b in self.backends if getattr(b, "live_gauges", False)]
+        if not recorders:
+            return None
+        return recorders[0] if len(recorders) == 1 else FanoutRecorder(recorders)
+
     def series_count(self, name: str) -> int:
         return len(self._children[name])
 

@@ -78,6 +78,8 @@ class PerformanceMonitor:
         # spares two locked gauge updates per request. Aggregate state, not per-request state.
         self.in_flight = 0
         collector.observe_with("http_requests_in_flight", self._in_flight_sample)
+        # Multiprocess Prometheus: the gauge is also written at each change (see live_gauges).
+        self._live = collector.live_recorder("http_requests_in_flight")
         # (method, route, status code) -> (requests counter, duration histogram) of its status
         # class: a shared cache of bound series, bounded like the collector's (keyed by the
         # code itself, so the hot path needs no status-class computation).
@@ -88,7 +90,10 @@ class PerformanceMonitor:
             await self.app(scope, receive, send)
             return
         trace_hook = self.trace_hook
+        live = self._live
         self.in_flight += 1
+        if live is not None:
+            live.set(self.in_flight)
         started = perf_counter()
         status = 0
         ended = 0.0
@@ -113,6 +118,8 @@ class PerformanceMonitor:
             raise
         finally:
             self.in_flight -= 1
+            if live is not None:
+                live.set(self.in_flight)
             elapsed = (ended or perf_counter()) - started
             try:
                 self._record(scope, 500 if failed else status, elapsed)

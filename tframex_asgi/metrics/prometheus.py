@@ -201,6 +201,10 @@ class MultiprocessPrometheusBackend(PrometheusBackend):
     a scrape reads the files, not this process's callbacks."""
 
     multiprocess = True
+    # Another worker's scrape reads this worker's file: a gauge sampled every export_interval
+    # would show a stale value there (an idle worker still counting the request it served at
+    # its last sample), so the collector writes live gauges at every change.
+    live_gauges = True
 
     def __init__(self, config: PrometheusConfig, directory: str) -> None:
         super().__init__(config, CollectorRegistry())

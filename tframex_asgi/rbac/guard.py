@@ -12,8 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast
 
-from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
 from tframex_asgi.auth.principal import subject_of
@@ -99,6 +99,8 @@ def require_permission(*permissions: str, any_of: bool = False) -> Callable[[F],
                     return denied
                 return await cast(Callable[..., Awaitable[Any]], func)(*args, **kwargs)
 
+            # Read by tframex_asgi.rbac.discover: the route needs no rbac.routes entry of its own.
+            async_wrapper.__tframex_permissions__ = (tuple(permissions), any_of)  # type: ignore[attr-defined]
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
@@ -106,6 +108,7 @@ def require_permission(*permissions: str, any_of: bool = False) -> Callable[[F],
             denied = refusal(connection(args, kwargs))
             return denied if denied is not None else func(*args, **kwargs)
 
+        sync_wrapper.__tframex_permissions__ = (tuple(permissions), any_of)  # type: ignore[attr-defined]
         return cast(F, sync_wrapper)
 
     return decorate
@@ -113,7 +116,9 @@ def require_permission(*permissions: str, any_of: bool = False) -> Callable[[F],
 
 class RequirePermission:
     """FastAPI dependency: ``Depends(RequirePermission("agent.execute"))`` (or in a router's
-    ``dependencies=[...]``). Raises ``HTTPException`` 401/403; returns the caller's user."""
+    ``dependencies=[...]``), on HTTP and WebSocket routes. Raises ``HTTPException`` 401/403
+    (a WebSocket is closed with 1008 instead); returns the caller's user. The stack learns the
+    guarded routes (tframex_asgi.rbac.discover): no ``rbac.routes`` entry is needed for them."""
 
     def __init__(self, *permissions: str, any_of: bool = False) -> None:
         if not permissions:
@@ -121,9 +126,14 @@ class RequirePermission:
         self.permissions = permissions
         self.any_of = any_of
 
-    async def __call__(self, request: Request) -> Any:
-        missing = missing_permissions(request.scope, self.permissions, any_of=self.any_of)
+    # HTTPConnection, not Request: FastAPI injects it on WebSocket routes too (a Request
+    # parameter there is a TypeError, i.e. a 500).
+    async def __call__(self, connection: HTTPConnection) -> Any:
+        scope = connection.scope
+        missing = missing_permissions(scope, self.permissions, any_of=self.any_of)
         if missing:
-            status, _, message = _denial(request.scope, missing)
+            status, _, message = _denial(scope, missing)
+            if scope["type"] == "websocket":
+                raise WebSocketException(code=1008, reason=message)
             raise HTTPException(status, message, headers={"WWW-Authenticate": "ApiKey"} if status == 401 else None)
-        return request.scope.get("user")
+        return scope.get("user")

@@ -8,7 +8,9 @@ Runs after authentication, so ``scope["auth"].scopes`` already holds the caller'
    handler we did not authorize);
 3. no rule for (method, path): 403 ``unmapped_route``. That covers OPTIONS, TRACE, lower-case
    and unknown methods: only HEAD borrows GET's rule;
-4. a ``public`` rule passes; otherwise no identity: 401, missing permission: 403 ``forbidden``.
+4. a ``public`` rule passes; otherwise no identity: 401, missing permission: 403 ``forbidden``
+   (an ``@authenticated`` rule, learned from an in-app guard with several permissions, needs an
+   identity only: the guard checks the permissions).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
-from tframex_asgi.paths import RouteTable, normalize_path, parse_rule
+from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path, parse_rule
+from tframex_asgi.rbac.discover import AUTHENTICATED, guarded_routes
 from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
 from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
@@ -55,11 +58,14 @@ def build_route_table(
     return RouteTable(merged.values())
 
 
-def config_route_table(config: EnterpriseConfig) -> RouteTable[str]:
+def config_route_table(config: EnterpriseConfig, guarded: Mapping[str, str] | None = None) -> RouteTable[str]:
     """The route table the layer serves for ``config``; config construction builds it too, so a
-    bad or clashing rule is refused there (naming the key), never at ``serve`` start."""
+    bad or clashing rule is refused there (naming the key), never at ``serve`` start.
+
+    ``guarded``: rules of routes the app guards itself (RequirePermission / @require_permission),
+    which need no second declaration; explicit ``rbac.routes`` entries, added after, win."""
     security = config.security
-    rules: dict[str, str] = {}
+    rules: dict[str, str] = dict(guarded or {})
     prometheus = config.metrics.backends.prometheus
     if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
         rules[f"GET {prometheus.path}"] = "metrics.view"
@@ -99,7 +105,11 @@ class AuthorizationMiddleware:
             state = get_state(scope)
         # A websocket handshake is authorized by explicit "WEBSOCKET /path" rules only.
         method = scope.get("method", "") if kind == "http" else "WEBSOCKET"
-        path = normalize_path(scope)  # computed once per request, shared with audit and rate limit
+        early = state.get(MATCH_KEY)  # the context layer matched this table already
+        if early is None or early[0] is not self.table or early[1] is not scope.get("path"):
+            early = None
+        # computed once per request, shared with audit and rate limit
+        path = early[2] if early is not None else normalize_path(scope)
         if path is None:
             state["route"] = UNMATCHED
             await self._deny(scope, send, 400, "bad_path", "bad_path", "the request path is malformed")
@@ -113,7 +123,7 @@ class AuthorizationMiddleware:
                 state["route"] = UNMATCHED
                 await self._deny(scope, send, 403, "forbidden", "forbidden", "method override headers are refused")
                 return
-        found = self.table.match(method, path)
+        found = early[3] if early is not None else self.table.match(method, path)
         if found is None:
             state["route"] = UNMATCHED
             await self._deny(scope, send, 403, "forbidden", "unmapped_route", "no permission grants this route")
@@ -126,7 +136,7 @@ class AuthorizationMiddleware:
             if user is None or not getattr(user, "is_authenticated", False):
                 await self._deny(scope, send, 401, "unauthenticated", "missing_credentials", "authentication required")
                 return
-            if permission not in getattr(scope.get("auth"), "scopes", ()):
+            if permission != AUTHENTICATED and permission not in getattr(scope.get("auth"), "scopes", ()):
                 await self._deny(scope, send, 403, "forbidden", "forbidden", f"missing permission {permission}")
                 return
         await self.app(scope, receive, send)
@@ -163,6 +173,19 @@ def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
         from tframex_asgi.admin.routes import admin_routes
 
         services.extras.setdefault("routes", []).extend(admin_routes(services))
-    table = config_route_table(services.config)
+    table = config_route_table(services.config, guarded_routes(app))
+    # The context layer (built after this one, outermost) matches it once per request.
+    services.extras["route_table"] = table
     logger.debug("authorization: %d route rules", len(table))
+
+    async def learn_late_routes() -> None:
+        # Routers included after the stack was built: their guarded routes are added now
+        # (never replacing a rule the table already has).
+        for rule, value in guarded_routes(app).items():
+            try:
+                table.add(rule, value)
+            except ValueError:
+                continue
+
+    services.on_startup(learn_late_routes)
     return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))

@@ -69,6 +69,31 @@ class BaseStorage(ABC):
     ) -> list[Row]:
         """Rows matching every filter."""
 
+    async def read_page(
+        self,
+        table: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        order_by: Sequence[str],
+        after: Sequence[Any] | None = None,
+        bounds: Mapping[str, tuple[Any, Any]] | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> list[Row]:
+        """A keyset page (see :mod:`~tframex_asgi.storage.keyset`): rows matching ``filters``,
+        within the inclusive ``bounds`` (column -> (lowest, highest), None for open), ordered by
+        ``order_by`` (columns all ascending or all descending, ``-`` for descending) and strictly
+        after the row whose key is ``after``. Rows with a NULL key column are on no page.
+
+        The SQL backends answer with one index range scan where an index starts with the filter
+        columns followed by the key; this default (memory, S3) filters in Python.
+        """
+        from tframex_asgi.storage.keyset import apply_keyset, prepare_keyset
+        from tframex_asgi.storage.schema import table as schema_table
+
+        query = prepare_keyset(schema_table(table), filters, order_by, after, bounds, limit, offset)
+        return apply_keyset(await self.read(table, query.filters), query)
+
     @abstractmethod
     async def update(self, table: str, id: str, data: Mapping[str, Any]) -> bool:
         """Update one row by id; False when there is no such row."""

@@ -1,8 +1,9 @@
 """DDL for each SQL dialect, generated from :mod:`.schema`, and the list of migrations.
 
 Migration 1 is the seed's schema exactly; migration 2 adds ``api_keys`` and the audit chain
-columns. Statements are idempotent (IF NOT EXISTS) so a database created by hand from the seed's
-SQL is adopted rather than broken.
+columns; migration 3 adds the ``audit_logs`` indexes of keyset paging. Statements are
+idempotent (IF NOT EXISTS) so a database created by hand from the seed's SQL is adopted rather
+than broken.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ __all__ = ["LATEST", "MIGRATIONS", "VERSION_TABLE", "Dialect", "column_ddl", "mi
 
 Dialect = Literal["postgresql", "sqlite"]
 VERSION_TABLE = "tframex_schema_migrations"
-MIGRATIONS: dict[int, str] = {1: "seed schema: 13 tables, 9 indexes", 2: "api_keys; audit_logs hash chain"}
+MIGRATIONS: dict[int, str] = {
+    1: "seed schema: 13 tables, 9 indexes",
+    2: "api_keys; audit_logs hash chain",
+    3: "audit_logs keyset indexes for newest-first reads",
+}
 LATEST = max(MIGRATIONS)
 
 _PG_TYPES = {

@@ -12,6 +12,7 @@ from typing import Literal
 from tframex_asgi.errors import ValidationError
 
 __all__ = [
+    "AUDIT_FILTERS",
     "DEPENDENCY_ORDER",
     "INDEXES",
     "NOW",
@@ -176,6 +177,9 @@ _TABLES: tuple[Table, ...] = (
 
 TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
 
+# The equality filters of GET /audit, each with its own keyset index (migration 3).
+AUDIT_FILTERS = ("user_id", "action", "status", "reason", "request_id", "chain_id")
+
 INDEXES: tuple[Index, ...] = (
     Index("idx_conversations_user_created", "conversations", ("user_id", "-created_at")),
     Index("idx_messages_conversation_created", "messages", ("conversation_id", "created_at")),
@@ -187,6 +191,14 @@ INDEXES: tuple[Index, ...] = (
     Index("idx_events_type_created", "events", ("event_type", "-created_at")),
     Index("idx_audit_logs_user_created", "audit_logs", ("user_id", "-created_at")),
     Index("idx_audit_logs_chain_seq", "audit_logs", ("chain_id", "seq"), migration=2),
+    # Migration 3: GET /audit and `audit tail` read newest first by keyset on (created_at, id), with
+    # at most the equality filters below; each read is then one index range scan whatever the
+    # table's size (docs/audit.md, "Paging"). The seed's indexes above stay as they are.
+    Index("idx_audit_logs_created_id", "audit_logs", ("-created_at", "-id"), migration=3),
+    *(
+        Index(f"idx_audit_logs_{name}_created_id", "audit_logs", (name, "-created_at", "-id"), migration=3)
+        for name in AUDIT_FILTERS
+    ),
 )
 
 

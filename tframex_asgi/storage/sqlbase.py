@@ -9,6 +9,7 @@ from typing import Any
 
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.storage.base import BaseStorage, Row
+from tframex_asgi.storage.keyset import prepare_keyset
 from tframex_asgi.storage.schema import Table, column, no_action_referrers, table
 from tframex_asgi.storage.sqlbuild import SQLBuilder
 from tframex_asgi.storage.validate import (
@@ -117,6 +118,22 @@ class SQLStorage(BaseStorage):
         order = prepare_order(tbl, order_by)
         check_page(limit, offset)
         sql, params = self.builder.select(tbl, wanted, order, limit, offset)
+        return [self._decode(tbl, raw) for raw in await self._fetch(sql, params)]
+
+    async def read_page(
+        self,
+        table: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        order_by: Sequence[str],
+        after: Sequence[Any] | None = None,
+        bounds: Mapping[str, tuple[Any, Any]] | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> list[Row]:
+        tbl = _table(table)
+        query = prepare_keyset(tbl, filters, order_by, after, bounds, limit, offset)
+        sql, params = self.builder.keyset(query)
         return [self._decode(tbl, raw) for raw in await self._fetch(sql, params)]
 
     async def count(self, table: str, filters: Mapping[str, Any] | None = None) -> int:

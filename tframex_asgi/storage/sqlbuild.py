@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tframex_asgi.storage.ddl import Dialect, quote
+from tframex_asgi.storage.keyset import KeysetQuery
 from tframex_asgi.storage.schema import Table
 
 __all__ = ["SQLBuilder"]
@@ -105,6 +106,42 @@ class SQLBuilder:
             params.append(-1 if limit is None and self.dialect == "sqlite" else limit)
             sql += f" LIMIT {self.ph(len(params))}"
             params.append(offset)
+            sql += f" OFFSET {self.ph(len(params))}"
+        return sql, params
+
+    def keyset(self, query: KeysetQuery) -> tuple[str, list[Any]]:
+        """One keyset page. The key is compared as a row value, ``(a, b) < ($1, $2)``, and ordered
+        without NULLS FIRST/LAST or COLLATE (the key columns are never NULL on a page, and never
+        text), so both databases read it as a range of an index on (filters..., key...)."""
+        tbl = query.table
+        params: list[Any] = []
+        where = self.where(tbl, query.filters, params)
+        parts = [where[len(" WHERE ") :]] if where else []
+        parts += [f"{quote(name)} IS NOT NULL" for name in query.order if name not in tbl.primary_key]
+        for name, (low, high) in query.bounds.items():
+            kind = tbl.by_name[name].kind
+            for value, op in ((low, ">="), (high, "<=")):
+                if value is not None:
+                    params.append(self.encode(kind, value))
+                    parts.append(f"{quote(name)} {op} {self.ph(len(params))}")
+        key = ", ".join(quote(name) for name in query.order)
+        if query.after is not None:
+            marks = []
+            for name, value in zip(query.order, query.after, strict=True):
+                params.append(self.encode(tbl.by_name[name].kind, value))
+                marks.append(self.ph(len(params)))
+            op = "<" if query.descending else ">"
+            parts.append(f"({key}) {op} ({', '.join(marks)})")
+        direction = " DESC" if query.descending else " ASC"
+        cols = ", ".join(quote(c.name) for c in tbl.columns)
+        sql = f"SELECT {cols} FROM {quote(tbl.name)}"
+        if parts:
+            sql += " WHERE " + " AND ".join(parts)
+        sql += " ORDER BY " + ", ".join(quote(name) + direction for name in query.order)
+        params.append(query.limit)
+        sql += f" LIMIT {self.ph(len(params))}"
+        if query.offset:
+            params.append(query.offset)
             sql += f" OFFSET {self.ph(len(params))}"
         return sql, params
 
