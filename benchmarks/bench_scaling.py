@@ -2,10 +2,13 @@
 
 - ``keys``: API key + RBAC stack on ``memory://`` storage, every request an uncached key lookup
   (``cache_ttl: 0``), with 10 vs 100,000 API keys stored (and how long writing them took);
+- ``routes``: API key + RBAC + a route rate limit with 10 vs 1,000 ``GET /svcN/items/{id:int}``
+  rules (RBAC and rate-limit routes), every request a new id (so the route memo never answers).
 
 Each size is its own stack; rounds alternate between sizes and the medians are printed.
 
-    .venv/bin/python -m benchmarks.bench_scaling [keys] [-n 2000] [--rounds 5] [--keys 10,100000]
+    .venv/bin/python -m benchmarks.bench_scaling [keys] [routes] [-n 2000] [--rounds 5]
+        [--keys 10,100000] [--routes 10,1000]
 """
 
 from __future__ import annotations
@@ -81,6 +84,69 @@ async def keys_stack(count: int) -> tuple[Request, Any, float]:
     return caller(stack.app, PATH, [(b"x-api-key", key.encode())]), stack, wrote
 
 
+async def ok_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """200 for every path: the routes are the layers' concern here, not the app's."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def routes_stack(count: int) -> tuple[Request, Any]:
+    """The stack with ``count`` RBAC and rate-limit route rules; each call hits the last rule
+    with a fresh id."""
+    from tframex_asgi import build_stack
+    from tframex_asgi.auth.store import get_identity_store
+
+    templates = [f"/svc{i}/items/{{id:int}}" for i in range(count)]
+    stack = build_stack(
+        ok_app,
+        enable_persistence=True,
+        persistence_config={"connection_string": "memory://"},
+        enable_security=True,
+        security_config={
+            "auth_providers": {"api_key": True},
+            "rbac": {"routes": {f"GET {t}": BENCH_PERMISSION for t in templates}},
+            "rate_limiting": {
+                "enabled": True,
+                "storage": "memory://",
+                "strategy": "fixed-window",
+                "default": "1000000000/minute",
+                "routes": {f"GET {t}": "1000000000/minute" for t in templates},
+            },
+            "audit": "off",
+        },
+    )
+    await stack.startup()
+    store = get_identity_store(stack.services)
+    user = await store.create_user(f"bench-{uuid.uuid4().hex[:8]}")
+    _, key = await store.create_api_key(user["id"])
+    headers = [(b"x-api-key", key.encode())]
+    counter = iter(range(10**12))
+    status = [0]
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+
+    async def call() -> int:
+        path = f"/svc{count - 1}/items/{next(counter)}"
+        await stack.app(_scope(path, headers), _receive, send)
+        return status[0]
+
+    return call, stack
+
+
+async def bench_routes(sizes: list[int], n: int, rounds: int) -> None:
+    built: dict[int, Request] = {}
+    stacks = []
+    for size in sizes:
+        call, stack = await routes_stack(size)
+        built[size] = call
+        stacks.append(stack)
+    await compare("routes", built, n, rounds)
+    for stack in stacks:
+        await stack.shutdown()
+
+
 async def per_request(call: Request, n: int) -> float:
     assert await call() == 200, "the benchmark request must succeed"
     start = time.perf_counter()
@@ -116,13 +182,16 @@ async def bench_keys(sizes: list[int], n: int, rounds: int) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", nargs="*", default=["keys"], choices=["keys"])
+    parser.add_argument("what", nargs="*", default=["keys", "routes"], choices=["keys", "routes"])
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keys", default="10,100000")
+    parser.add_argument("--routes", default="10,1000")
     args = parser.parse_args()
     if "keys" in args.what:
         await bench_keys([int(s) for s in args.keys.split(",")], args.n, args.rounds)
+    if "routes" in args.what:
+        await bench_routes([int(s) for s in args.routes.split(",")], args.n, args.rounds)
 
 
 if __name__ == "__main__":
