@@ -240,9 +240,14 @@ async def _full_durable(ctx: BenchContext) -> Built:
     return await _stack(ctx, "api_key", **kwargs)
 
 
-def _full(auth: str, services: bool = False, audit: str = "full") -> Callable[[BenchContext], Awaitable[Built]]:
+def _full(
+    auth: str, services: bool = False, audit: str = "full", server_timing: bool = False
+) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
-        return await _stack(ctx, auth, **_full_kwargs(ctx, auth, services=services, audit=audit))
+        kwargs = _full_kwargs(ctx, auth, services=services, audit=audit)
+        if server_timing:
+            kwargs["server_config"] = {"server_timing": True}
+        return await _stack(ctx, auth, **kwargs)
 
     return build
 
@@ -558,6 +563,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         _full("api_key", audit="security"),
     ),
     BenchConfig(
+        "ours:full-apikey-timing",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, with server.server_timing: true (a Server-Timing header)",
+        _full("api_key", server_timing=True),
+    ),
+    BenchConfig(
         "ours:full-apikey-durable",
         "ours-stack",
         "bare",
@@ -570,6 +582,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack: API key + RBAC + Redis limit + audit (PostgreSQL) + Prometheus",
         _full("api_key", services=True),
+    ),
+    BenchConfig(
+        "ours:full-redis-pg-auditsec",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg, audit level security (the default)",
+        _full("api_key", services=True, audit="security"),
     ),
     # peers
     BenchConfig("peer:slowapi", "peer", "bare", "slowapi (SlowAPIASGIMiddleware, memory)", _peers("slowapi")),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from tframex_asgi.routetrie import UUID_RE as _UUID
+from tframex_asgi.routetrie import SegmentTrie
 from tframex_asgi.types import Scope
 
 __all__ = [
@@ -39,7 +41,6 @@ MAX_PATH = 8192
 
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|path|uuid))?\}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Characters that mean something else to some server, proxy or framework in a decoded path.
 _BAD_CHARS = frozenset("\\;%?#") | frozenset(chr(c) for c in (*range(32), 127))
 _BAD_RE = re.compile(r"[\\;%?#\x00-\x1f\x7f]")
@@ -213,7 +214,9 @@ class RouteTable(Generic[T]):
     """
 
     def __init__(self, rules: Mapping[str, T] | Iterable[tuple[str, T]] = ()) -> None:
-        self._rules: dict[str, list[_Rule[T]]] = {}
+        self._rules: dict[str, set[tuple[_Segment, ...]]] = {}
+        # One segment trie per method: matching cost does not grow with the number of rules.
+        self._tries: dict[str, SegmentTrie[_Rule[T]]] = {}
         self._exact: dict[tuple[str, str], _Rule[T]] = {}
         # (method, path) -> answer of match(), for the paths seen most: bounded, and filled only
         # up to its cap (junk paths cannot evict the real ones, they just are not remembered).
@@ -226,11 +229,14 @@ class RouteTable(Generic[T]):
         method, raw_template = parse_rule(rule)
         template, segments = _compile(raw_template)
         compiled = _Rule(template, segments, value)
-        bucket = self._rules.setdefault(method, [])
-        if any(r.segments == segments for r in bucket):
+        bucket = self._rules.setdefault(method, set())
+        if segments in bucket:
             raise ValueError(f"duplicate route rule {method} {template}")
-        bucket.append(compiled)
-        bucket.sort(key=lambda r: r.specificity)
+        bucket.add(segments)
+        trie = self._tries.get(method)
+        if trie is None:
+            trie = self._tries[method] = SegmentTrie()
+        trie.add(compiled)
         self._memo.clear()
         if all(s.kind == 0 for s in segments):
             self._exact[(method, "/" + "/".join(s.text for s in segments))] = compiled
@@ -242,10 +248,8 @@ class RouteTable(Generic[T]):
         exact = self._exact.get((method, key))
         if exact is not None:
             return exact
-        for rule in self._rules.get(method, ()):
-            if rule.matches(parts):
-                return rule
-        return None
+        trie = self._tries.get(method)
+        return None if trie is None else trie.find(parts)
 
     def match(self, method: str, path: str) -> tuple[str, T] | None:
         """``(template, value)`` for a normalised ``path``, or ``None`` when no rule covers it."""

@@ -160,13 +160,23 @@ def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, 
 
         enable_backup(services)  # scheduled S3 backup: a service, not a layer
     names: list[str] = []
+    # Server-Timing (opt-in): a probe in front of the app and of every layer; off, nothing added.
+    timed = services.config.server.server_timing
+    if timed:
+        from tframex_asgi.timing import Probe
+
+        app = Probe(app, "app")
     for layer in reversed(LAYERS):
         if not layer.wanted(services.config):
             continue
         wrapped = _load_builder(layer)(app, services)
         if wrapped is not None:
-            app = wrapped
+            app = Probe(wrapped, layer.name) if timed else wrapped
             names.append(layer.name)
+    if timed:
+        from tframex_asgi.timing import ServerTimingMiddleware
+
+        app = ServerTimingMiddleware(app)
     return app, tuple(reversed(names))
 
 

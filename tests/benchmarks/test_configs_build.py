@@ -22,7 +22,7 @@ from benchmarks.inproc import base_scope, drain, run_inprocess
 from tests.conftest import IN_CI
 
 PEER_GROUPS = ("peer", "peer-stack")
-NEEDS_SERVICES = {"ours:full-redis-pg"}
+NEEDS_SERVICES = {"ours:full-redis-pg", "ours:full-redis-pg-auditsec"}
 MISSING_MODULE = re.compile(r"^(?P<module>[\w.]+) is not importable")
 
 

@@ -26,6 +26,8 @@ class ServerConfig(Section):
     trust_request_id: bool = True
     # Messages of a conversation replayed to an agent (the newest ones).
     history_limit: int = 20
+    # Add a Server-Timing header: each layer's own time for this request (off: no cost at all).
+    server_timing: bool = False
 
     def _check(self, path: str) -> None:
         header = self.request_id_header

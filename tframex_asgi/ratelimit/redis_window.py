@@ -10,6 +10,9 @@ The scripts here do exactly what ``limits`` 5.8's scripts do (``acquire_moving_w
 both answers at once. Keys and decisions are shared with ``limits``: a deployment can mix workers
 that use either path, and the sliding window counter (or any other storage) keeps going through
 ``limits`` unchanged. ``tests/ratelimit/test_redis_window.py`` compares the two hit for hit.
+
+The scripts of concurrent requests go out together, one pipelined round trip per loop tick
+(:mod:`.redis_batch`); each is still one atomic ``EVALSHA``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import time
 from typing import Any
 
 from limits import RateLimitItem
+
+from tframex_asgi.ratelimit.redis_batch import ScriptBatcher
 
 __all__ = ["RedisWindows"]
 
@@ -87,6 +92,7 @@ class RedisWindows:
         client = bridge.get_connection()
         self._fixed = client.register_script(_FIXED)
         self._moving = client.register_script(_MOVING)
+        self.batcher = ScriptBatcher(client.connection_pool)
 
     @classmethod
     def for_storage(cls, storage: Any) -> RedisWindows | None:
@@ -102,11 +108,11 @@ class RedisWindows:
         name = self._prefixed(item.key_for(*key))
         expiry = item.get_expiry()
         if strategy == "fixed-window":
-            count, ttl = await self._fixed(keys=[name], args=[expiry, cost])
+            count, ttl = await self.batcher.run(self._fixed, [name], [expiry, cost])
             count = int(count)
             return count <= item.amount, max(0, item.amount - count), float(max(int(ttl), 0))
         now = time.time()
-        acquired, oldest, count = await self._moving(keys=[name], args=[now, item.amount, expiry, cost])
+        acquired, oldest, count = await self.batcher.run(self._moving, [name], [now, item.amount, expiry, cost])
         start = float(_text(oldest)) if int(count) else now
         reset = max(0.0, start + expiry - time.time())
         return bool(int(acquired)), max(0, item.amount - int(count)), reset

@@ -2,6 +2,8 @@
 
 For development and tests; it behaves like the SQL backends so code tested against it works
 unchanged on them. Every method runs without awaiting, so each call is atomic on the loop.
+Lookups go through the primary key or a secondary index (:mod:`~tframex_asgi.storage.memindex`),
+so their cost does not grow with the table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from tframex_asgi.errors import ConflictError, ValidationError
 from tframex_asgi.storage.base import BaseStorage, Row
 from tframex_asgi.storage.codec import decode_json_columns
+from tframex_asgi.storage.memindex import TableIndexes
 from tframex_asgi.storage.schema import TABLES, Table, column, no_action_referrers, table
 from tframex_asgi.storage.validate import (
     check_page,
@@ -55,6 +58,7 @@ class MemoryStorage(BaseStorage):
     def __init__(self, url: str = "memory://", config: object = None) -> None:
         self.url = url
         self._rows: dict[str, dict[str, Row]] = {name: {} for name in TABLES}
+        self._index = {name: TableIndexes(tbl, self._rows[name]) for name, tbl in TABLES.items()}
 
     async def ping(self) -> bool:
         return True
@@ -73,9 +77,8 @@ class MemoryStorage(BaseStorage):
         for name in names:
             if not tbl.by_name[name].unique or row.get(name) is None:
                 continue
-            for key, other in self._rows[tbl.name].items():
-                if key != skip and other[name] == row[name]:
-                    raise ConflictError(f"duplicate {tbl.name}.{name}: {row[name]!r}")
+            if any(key != skip for key in self._index[tbl.name].keys(name, row[name])):
+                raise ConflictError(f"duplicate {tbl.name}.{name}: {row[name]!r}")
 
     # -- writes ------------------------------------------------------------------------
     async def write(self, table: str, data: Mapping[str, Any]) -> str:
@@ -90,6 +93,8 @@ class MemoryStorage(BaseStorage):
             return []
         store = self._rows[tbl.name]
         staged: dict[str, Row] = {}
+        # Unique values taken by earlier rows of this batch, per column.
+        taken: dict[str, set[Any]] = {}
         ids: list[str] = []
         for row in prepared:
             key = row_key(tbl, row)
@@ -101,11 +106,16 @@ class MemoryStorage(BaseStorage):
             self._check_refs(tbl, row, row)
             self._check_unique(tbl, row, row, None)
             for name, value in row.items():
-                unique = value is not None and tbl.by_name[name].unique
-                if unique and any(other[name] == value for other in staged.values()):
-                    raise ConflictError(f"duplicate {tbl.name}.{name}: {value!r}")
+                if value is not None and tbl.by_name[name].unique:
+                    seen = taken.setdefault(name, set())
+                    if value in seen:
+                        raise ConflictError(f"duplicate {tbl.name}.{name}: {value!r}")
+                    seen.add(value)
             staged[key] = row
         store.update(staged)  # all or nothing, like one transaction
+        index = self._index[tbl.name]
+        for key, row in staged.items():
+            index.add(key, row)
         return ids
 
     async def update(self, table: str, id: str, data: Mapping[str, Any]) -> bool:
@@ -116,6 +126,7 @@ class MemoryStorage(BaseStorage):
             return False
         self._check_refs(tbl, values, values)
         self._check_unique(tbl, values, values, key)
+        self._index[tbl.name].change(key, row, values)
         row.update(values)
         return True
 
@@ -130,22 +141,26 @@ class MemoryStorage(BaseStorage):
             doomed[parent.name].add(key)
             for child, col, cascade in _REFERRERS[parent.name] if parent.has_id else ():
                 if cascade:
-                    todo.extend((child, k) for k, r in self._rows[child.name].items() if r[col] == key)
+                    todo.extend((child, k) for k in self._index[child.name].keys(col, key))
         for name, gone in doomed.items():
             for child, col, cascade in _REFERRERS[name] if gone else ():
                 if cascade:
                     continue
-                for k, r in self._rows[child.name].items():
-                    if r[col] in gone and k not in doomed[child.name]:
+                index = self._index[child.name]
+                for parent_key in gone:
+                    if any(k not in doomed[child.name] for k in index.keys(col, parent_key)):
                         raise ConflictError(
-                            f"{name} row {r[col]} is still referenced by {child.name}.{col}", code="foreign_key"
+                            f"{name} row {parent_key} is still referenced by {child.name}.{col}", code="foreign_key"
                         )
         return doomed
 
     def _remove(self, tbl: Table, keys: set[str]) -> int:
         for name, gone in self._doomed(tbl, keys).items():
+            rows, index = self._rows[name], self._index[name]
             for k in gone:
-                self._rows[name].pop(k, None)
+                row = rows.pop(k, None)
+                if row is not None:
+                    index.remove(k, row)
         return len(keys)
 
     async def delete(self, table: str, id: str) -> bool:
@@ -160,7 +175,7 @@ class MemoryStorage(BaseStorage):
         if not filters:
             raise ValidationError("delete_where needs at least one filter")
         wanted = prepare_filters(tbl, filters)
-        return self._remove(tbl, {k for k, r in self._rows[tbl.name].items() if _matches(r, wanted)})
+        return self._remove(tbl, {row_key(tbl, r) for r in self._candidates(tbl, wanted) if _matches(r, wanted)})
 
     async def delete_older_than(self, table: str, column_name: str, cutoff: datetime) -> int:
         tbl = table_of(table)
@@ -170,9 +185,12 @@ class MemoryStorage(BaseStorage):
         limit = coerce(col, cutoff, "cutoff")
         keys = {k for k, r in self._rows[tbl.name].items() if r[col.name] is not None and r[col.name] < limit}
         for child, ref in no_action_referrers(tbl):
-            for row in self._rows[child.name].values():
-                if row[ref] in keys:
-                    row[ref] = None  # rows that merely point at a pruned row outlive it, unlinked
+            rows, index = self._rows[child.name], self._index[child.name]
+            for parent_key in keys:
+                for k in list(index.keys(ref, parent_key)):
+                    # rows that merely point at a pruned row outlive it, unlinked
+                    index.change(k, rows[k], {ref: None})
+                    rows[k][ref] = None
         return self._remove(tbl, keys)
 
     # -- reads -------------------------------------------------------------------------
@@ -200,11 +218,11 @@ class MemoryStorage(BaseStorage):
         return sum(1 for r in self._candidates(tbl, wanted) if _matches(r, wanted))
 
     def _candidates(self, tbl: Table, wanted: Mapping[str, Any]) -> Iterable[Row]:
-        # A filter on the whole primary key is a dict lookup, not a scan.
+        # A filter on the whole primary key is a dict lookup; any other one an index lookup.
         if all(wanted.get(k) is not None for k in tbl.primary_key):
             row = self._rows[tbl.name].get(row_key(tbl, wanted))
             return () if row is None else (row,)
-        return self._rows[tbl.name].values()
+        return self._index[tbl.name].candidates(wanted)
 
 
 def table_of(name: str) -> Table:
