@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,50 +17,21 @@ from pathlib import Path
 
 import httpx
 
-from tests.cli.test_serve import KEY
-from tests.conftest import free_port
+from tests.cli.test_serve import KEY, Server
 
 # The promised bound. The CLI exits once its change is committed; the test then waits the bound
 # and no more, so a server still answering from its old cache fails.
 BOUND = 1.0
 
 
-class Serve:
-    def __init__(self, cwd: Path, config: Path | None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = cwd / f"serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "tframex_asgi", "serve", "--port", str(self.port), "--log-level", "warning"]
-        if config is not None:
-            cmd += ["--config", str(config)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"serve did not come up:\n{self.output()}")
+class Serve(Server):
+    """The ``serve`` process of tests/cli/test_serve.py, on ``config`` (or the defaults)."""
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    def __init__(self, cwd: Path, config: Path | None) -> None:
+        super().__init__(cwd, *(["--config", str(config)] if config is not None else []))
 
     def status(self, path: str, key: str) -> int:
         return httpx.get(self.url + path, headers={"X-API-Key": key}, timeout=10).status_code
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def cli(cwd: Path, config: Path | None, *args: str) -> str:
