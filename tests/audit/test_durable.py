@@ -9,25 +9,19 @@ to be what keeps them.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.cli.test_serve import KEY, Server
 from tframex_asgi.audit.export import verify_storage
 from tframex_asgi.audit.journal import AuditJournal
 from tframex_asgi.config.persistence import PersistenceConfig
 from tframex_asgi.storage import open_storage
 
-KEY = re.compile(r"^\s+(tfx_\S+)\s*$", re.MULTILINE)
 HMAC = "durable-test-hmac-key-01"
 
 
@@ -53,29 +47,11 @@ enterprise:
     return path
 
 
-class Serve:
-    def __init__(self, tmp_path: Path, config: Path, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
-        cmd = [sys.executable, "-m", "tframex_asgi", "serve", "--config", str(config), "--port", str(self.port)]
-        out = self.log.open("wb")
-        self.proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=tmp_path, env=env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError(f"serve did not come up:\n{self.output()}")
+class Serve(Server):
+    """The ``serve`` process of tests/cli/test_serve.py on ``config``."""
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    def __init__(self, tmp_path: Path, config: Path) -> None:
+        super().__init__(tmp_path, "--config", str(config))
 
 
 async def load_then_kill(server: Serve, key: str, seconds: float = 2.5, workers: int = 16) -> list[str]:
@@ -122,7 +98,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_sigkill_under_load_loses_no_answered_request(tmp_path: Path, db_url: str) -> None:
     config = write_config(tmp_path, db_url)
-    first = Serve(tmp_path, config, "first")
+    first = Serve(tmp_path, config)
     try:
         keys = KEY.findall(first.output())
         assert len(keys) == 1, first.output()
@@ -136,7 +112,7 @@ def test_sigkill_under_load_loses_no_answered_request(tmp_path: Path, db_url: st
     assert journal, "the killed process left no journal to replay"
 
     # The restart replays the journal through the write queue, then stops cleanly.
-    second = Serve(tmp_path, config, "second")
+    second = Serve(tmp_path, config)
     second.proc.send_signal(signal.SIGTERM)
     assert second.proc.wait(60) in (0, -signal.SIGTERM), second.output()
     assert "replayed" in second.output()
