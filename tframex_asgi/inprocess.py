@@ -28,7 +28,7 @@ from tframex_asgi.endpoint.conversations import (
 )
 from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import FlowError, run_flow
-from tframex_asgi.endpoint.runctx import current_run
+from tframex_asgi.endpoint.runctx import current_run, run_vars
 from tframex_asgi.endpoint.turns import capture_turn
 from tframex_asgi.errors import (
     AuthenticationError,
@@ -38,7 +38,6 @@ from tframex_asgi.errors import (
     ValidationError,
 )
 from tframex_asgi.events import RunInfo
-from tframex_asgi.llm.usage import current_usage
 from tframex_asgi.rbac.permissions import PUBLIC
 from tframex_asgi.rbac.resource import CallerGuard
 
@@ -181,12 +180,8 @@ class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
         route, permission = self._rule("POST", path)
         try:
             self._authorize(permission)
-            run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-            try:
+            with run_vars(info):
                 return await run()
-            finally:
-                current_run.reset(run_token)
-                current_usage.reset(usage_token)
         except BaseException as exc:
             error = exc
             raise
@@ -263,14 +258,11 @@ class EnterpriseRuntimeContext(TFrameXRuntimeContext):  # type: ignore[misc]
             try:
                 while True:
                     # Set per step: the consumer may drive this generator from another task.
-                    run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-                    try:
-                        chunk = await stream.__anext__()
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        current_run.reset(run_token)
-                        current_usage.reset(usage_token)
+                    with run_vars(info):
+                        try:
+                            chunk = await stream.__anext__()
+                        except StopAsyncIteration:
+                            break
                     yield chunk
             finally:
                 await stream.aclose()

@@ -18,11 +18,10 @@ from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.endpoint.engine import InstrumentedEngine
 from tframex_asgi.endpoint.flows import run_flow
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
-from tframex_asgi.endpoint.runctx import current_run
+from tframex_asgi.endpoint.runctx import current_run, run_vars
 from tframex_asgi.endpoint.sse import end_with
 from tframex_asgi.errors import AuthorizationError, NotFoundError, ServiceUnavailableError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
-from tframex_asgi.llm.usage import current_usage
 from tframex_asgi.mcp.hub import MCPHub, Unavailable
 from tframex_asgi.rbac.resources import ResourceGuard, ResourceKind
 
@@ -86,13 +85,9 @@ class AgentRunner:
         """Run agent ``name`` on ``text`` (a user message, or a tool result ending a turn);
         ``overlay`` adds an OpenAI client's tools and instructions to this run only."""
         engine = self._prepare(name, history, overlay)
-        run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-        try:
+        with run_vars(info):
             result: Message = await engine.call_agent(name, _message(text))
             return result
-        finally:
-            current_run.reset(run_token)
-            current_usage.reset(usage_token)
 
     async def stream_agent(
         self,
@@ -107,35 +102,24 @@ class AgentRunner:
         try:
             while True:
                 # Set per step: the consumer may drive the generator from another task.
-                run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-                try:
-                    chunk = await stream.__anext__()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    current_run.reset(run_token)
-                    current_usage.reset(usage_token)
+                with run_vars(info):
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
                 try:
                     yield chunk
                 except asyncio.CancelledError as exc:
                     # Cancelled while waiting at the yield (the client left between two chunks):
                     # end the engine's stream with the same cause, so it records the same outcome.
-                    run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-                    try:
+                    with run_vars(info):
                         await end_with(stream, exc)
-                    finally:
-                        current_run.reset(run_token)
-                        current_usage.reset(usage_token)
                     raise
         finally:
             # Closed early (the client left while we waited at the yield): the engine records
             # the run and the LLM its usage in this step, so they need the run's vars as well.
-            run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-            try:
+            with run_vars(info):
                 await stream.aclose()
-            finally:
-                current_run.reset(run_token)
-                current_usage.reset(usage_token)
 
     def check_agent(self, name: str, info: RunInfo | None = None) -> None:
         """NotFoundError for an unknown agent; with ``info``, AuthorizationError when its caller
@@ -157,8 +141,7 @@ class AgentRunner:
         flow = self.app.get_flow(name)
         if flow is None:
             raise NotFoundError(f"no flow named {name!r}")
-        run_token, usage_token = current_run.set(info), current_usage.set(info.usage)
-        try:
+        with run_vars(info):
             engine = self._engine()
             engine.authorize("flow", name)
             # Agent steps are checked up front, so a refused step 3 does not leave steps 1-2 run;
@@ -170,9 +153,6 @@ class AgentRunner:
                     except AuthorizationError as exc:
                         raise AuthorizationError(f"flow {name!r} cannot run step {step!r}: {exc.message}") from None
             return await run_flow(flow, text, engine, events=self.events, clock=self.clock)
-        finally:
-            current_run.reset(run_token)
-            current_usage.reset(usage_token)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], info: RunInfo) -> Any:
         if self.app.get_tool(name) is None and not (self.mcp is not None and self.mcp.knows(name)):
