@@ -66,7 +66,7 @@ async def inprocess(workdir: str, durability: str, requests: int, concurrency: i
     try:
         await asyncio.gather(*(client() for _ in range(4)))  # warm-up: memo tables, connections
         latencies.clear()
-        journal = built.services.extras.get("audit_journal")
+        journal = built.services.built("journal")
         fsyncs_before = journal.fsyncs_total if journal else 0
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))

@@ -293,22 +293,21 @@ async def _principal_extras(services: Any) -> Callable[[], dict[str, Any]]:
 
 
 def _alone(
-    module: str, kwargs: Callable[[BenchContext], dict[str, Any]], *, principal: bool, auth: str | None = None
+    layer: str, kwargs: Callable[[BenchContext], dict[str, Any]], *, principal: bool, auth: str | None = None
 ) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
-        _need(module)
         from tframex_asgi.config import EnterpriseConfig
+        from tframex_asgi.layers import build_layer
         from tframex_asgi.services import Services
 
         services = Services(EnterpriseConfig.from_kwargs(**kwargs(ctx)))
-        builder = importlib.import_module(module).build_layer
         try:
-            app = builder(bare_starlette(), services)
+            app = build_layer(layer, bare_starlette(), services)
             await services.startup()
         except (ImportError, NotImplementedError) as exc:
             raise _layer_error(exc) from exc
         if app is None:
-            raise Unavailable(f"{module}.build_layer returned no layer for this config")
+            raise Unavailable(f"the {layer} layer is not built for this config")
         headers = await _credentials(services, auth) if auth else []
         extras = await _principal_extras(services) if principal else None
         return Built(
@@ -316,7 +315,7 @@ def _alone(
             headers,
             scope_extras=extras,
             close=services.shutdown,
-            layers=(module.split(".")[1],),
+            layers=(layer,),
             services=services,
         )
 
@@ -495,49 +494,49 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "ours",
         "bare",
         "authentication alone (API key)",
-        _alone("tframex_asgi.auth.layer", _kw_auth, principal=False, auth="api_key"),
+        _alone("authentication", _kw_auth, principal=False, auth="api_key"),
     ),
     BenchConfig(
         "ours:auth-jwt",
         "ours",
         "bare",
         "authentication alone (HS256 JWT)",
-        _alone("tframex_asgi.auth.layer", _kw_auth_jwt, principal=False, auth="jwt"),
+        _alone("authentication", _kw_auth_jwt, principal=False, auth="jwt"),
     ),
     BenchConfig(
         "ours:rbac",
         "ours",
         "bare",
         "authorization alone (RBAC)",
-        _alone("tframex_asgi.rbac.layer", _kw_rbac, principal=True),
+        _alone("authorization", _kw_rbac, principal=True),
     ),
     BenchConfig(
         "ours:ratelimit",
         "ours",
         "bare",
         "rate limit alone (memory)",
-        _alone("tframex_asgi.ratelimit.layer", _kw_ratelimit, principal=True),
+        _alone("rate_limit", _kw_ratelimit, principal=True),
     ),
     BenchConfig(
         "ours:audit",
         "ours",
         "bare",
         "audit alone (level full, SQLite)",
-        _alone("tframex_asgi.audit.layer", _kw_audit, principal=True),
+        _alone("audit", _kw_audit, principal=True),
     ),
     BenchConfig(
         "ours:metrics",
         "ours",
         "bare",
         "metrics alone (Prometheus)",
-        _alone("tframex_asgi.metrics.layer", _kw_metrics, principal=True),
+        _alone("metrics", _kw_metrics, principal=True),
     ),
     BenchConfig(
         "ours:bodylimit",
         "ours",
         "bare",
         "body limit alone",
-        _alone("tframex_asgi.bodylimit", _kw_bodylimit, principal=True),
+        _alone("body_limit", _kw_bodylimit, principal=True),
     ),
     # ours, stacks
     BenchConfig("ours:auth+rbac", "ours-stack", "bare", "build_stack: API key + RBAC", _auth_rbac),

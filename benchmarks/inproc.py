@@ -112,11 +112,11 @@ async def _timed(app: Any, scopes: list[dict[str, Any]]) -> tuple[float, float]:
 async def drain(built: Built) -> None:
     """Finish the background work ``built``'s requests left behind: the audit rows still to build
     (its ``flush`` builds them and then flushes the writer), then the write queue itself."""
-    extras = getattr(built.services, "extras", None) or {}
-    audit = extras.get("audit")
+    services = built.services
+    audit = services.built("audit_logger") if services is not None else None
     if audit is not None:
         await asyncio.wait_for(audit.flush(), DRAIN_TIMEOUT)
-    writer = extras.get("writer")
+    writer = services.built("writer") if services is not None else None
     if writer is not None:
         await asyncio.wait_for(writer.flush(), DRAIN_TIMEOUT)
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from tframex_asgi.bodylimit import BodyLimitMiddleware, build_layer
+from tframex_asgi.bodylimit import BodyLimitMiddleware
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json
+from tframex_asgi.layers import build_layer
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
 
@@ -165,7 +166,7 @@ async def test_other_scopes_pass_through() -> None:
 
 async def test_build_layer_reads_max_body_bytes() -> None:
     svc = Services(EnterpriseConfig.from_mapping({"security": {"max_body_bytes": 16}}))
-    layer = build_layer(echo_length, svc)
+    layer = build_layer("body_limit", echo_length, svc)
     assert isinstance(layer, BodyLimitMiddleware) and layer.limit == 16
     client = Client([b"x" * 17], {"content-length": "17"})
     await client.run(layer)

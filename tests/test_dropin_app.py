@@ -80,8 +80,8 @@ async def test_staging_example_in_process_runs_like_http_runs(staging_app: TFram
     async with app:
         store = get_identity_store(app.services)
         alice = await store.create_user("alice")
-        await app.services.extras["rbac"].grant(alice["id"], "user")
-        await app.services.extras["rbac"].grant(alice["id"], "developer")
+        await app.services.rbac.grant(alice["id"], "user")
+        await app.services.rbac.grant(alice["id"], "developer")
         bob = await store.create_user("bob")
         _, key = await store.create_api_key(alice["id"])
         as_alice = await app.principal_for("alice")

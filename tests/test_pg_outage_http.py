@@ -88,7 +88,7 @@ async def test_outage_is_a_generic_503_and_service_returns_at_once(
         # the very first requests after the restart succeed.
         after = await burst(c, 16)
         assert [r.status_code for r in after] == [200] * 16, [r.text for r in after if r.status_code != 200]
-        writer = stack.services.extras["writer"]
+        writer = stack.services.writer
         while writer._spilling and time.monotonic() - back < 30:
             await asyncio.sleep(0.01)
         assert not writer._spilling

@@ -101,8 +101,8 @@ async def test_the_three_add_middleware_calls_build_one_stack(tmp_sqlite_url: st
         assert stack.config.persistence.url == tmp_sqlite_url and stack.config.metrics.enabled
         store = get_identity_store(stack.services)
         user = await store.create_user("seed-user")
-        await stack.services.extras["rbac"].grant(user["id"], "user")
-        await stack.services.extras["rbac"].grant(user["id"], "developer")
+        await stack.services.rbac.grant(user["id"], "user")
+        await stack.services.rbac.grant(user["id"], "developer")
         _, key = await store.create_api_key(user["id"])
         run = await c.post("/agents/calculator/run", json={"input": "add 2 and 40"}, headers={"X-API-Key": key})
         assert run.status_code == 200, run.text

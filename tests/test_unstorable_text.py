@@ -71,7 +71,7 @@ async def test_client_text_the_database_cannot_store_is_refused_before_the_run(d
             assert resp.status_code == 400, (path, resp.status_code, resp.text)
             error = resp.json()["error"]
             assert error["code"] == "invalid_request" and says in error["message"], (path, error)
-        writer = stack.services.extras["writer"]
+        writer = stack.services.writer
     assert writer.rejected_total == 0 and writer.dropped_total == 0
     async with open_storage(db_url) as db:
         # Refused at the door: not one row of any of these requests exists.
@@ -89,7 +89,7 @@ async def test_text_a_run_produces_is_stored_replaced_not_dropped(db_url: str) -
         assert run.status_code == 200 and run.json()["output"] == "word_count returned 2", run.text
         ok = await c.post("/agents/assistant/run", content=b'{"input": "' + emoji[:-1].encode() + b'\\ud83d\\ude00"}')
         assert ok.status_code == 200 and ok.json()["output"] == f"Echo: {emoji}", ok.text
-        writer = stack.services.extras["writer"]
+        writer = stack.services.writer
     assert writer.rejected_total == 0 and writer.dropped_total == 0
     async with open_storage(db_url) as db:
         (agent,) = await db.read("agent_executions", {"agent_name": "calculator"})

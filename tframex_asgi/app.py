@@ -75,7 +75,7 @@ class EnterpriseTFrameXApp(TFrameXApp):  # type: ignore[misc]
     @property
     def audit(self) -> Any:
         """The stack's audit logger, or None when auditing is off."""
-        return self.services.extras.get("audit") if "audit" in self.stack.layers else None
+        return self.services.audit if "audit" in self.stack.layers else None
 
     # -- ASGI: the endpoint behind the layers -------------------------------------------------
 
@@ -133,11 +133,13 @@ class EnterpriseTFrameXApp(TFrameXApp):  # type: ignore[misc]
     async def principal_for(self, username: str) -> Any:
         """The :class:`~tframex_asgi.auth.Principal` of a stored, active user (roles resolved
         by the RBAC engine, as at login). Needs the services started (inside ``async with``)."""
-        from tframex_asgi.auth import Principal, get_identity_store
+        from tframex_asgi.auth import Principal
         from tframex_asgi.auth.base import PermissionResolver
 
-        user = await get_identity_store(self.services).get_user_by_username(username)
+        user = await self.services.identity.get_user_by_username(username)
         if user is None or not user.get("is_active", True):
             raise AuthenticationError(f"no active user named {username!r}")
-        roles, permissions = await PermissionResolver(self.services).for_user(str(user["id"]))
+        roles, permissions = await PermissionResolver(self.services.rbac, self.services.config.security.rbac).for_user(
+            str(user["id"])
+        )
         return Principal(str(user["id"]), str(user["username"]), roles, permissions, "in_process")

@@ -20,10 +20,9 @@ import logging
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.http import send_json_error
-from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimitMiddleware", "PayloadTooLarge", "build_layer"]
+__all__ = ["BodyLimitMiddleware", "PayloadTooLarge"]
 
 logger = logging.getLogger("tframex_asgi.bodylimit")
 # The rest of the body is never read: tell the server not to reuse the connection.
@@ -119,7 +118,3 @@ class BodyLimitMiddleware:
                 # The app had begun its response while still reading: nothing sane to send.
                 raise
             logger.debug("request body over %d bytes refused", limit)
-
-
-def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
-    return BodyLimitMiddleware(app, services.config.security.max_body_bytes)

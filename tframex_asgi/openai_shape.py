@@ -79,4 +79,3 @@ def openai_error_send(send: Send) -> Send:
         await send(message)
 
     return wrapped
-

@@ -1,6 +1,6 @@
 """The stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) served around any app.
 
-Features register their Starlette routes in ``services.extras["routes"]`` while the stack is
+Features register their Starlette routes in ``services.routes`` while the stack is
 built; this layer sits innermost (inside authentication and authorization, so the same
 permissions apply) and answers those paths itself, passing every other request to the user's
 app untouched. The TFrameX endpoint also serves them, but a plain Starlette/FastAPI/Quart app
@@ -9,12 +9,13 @@ knows nothing of them, so without this layer ``GET /metrics`` would be the app's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.routing import BaseRoute, Match
 
-from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["OperationalRoutes", "build_layer"]
+__all__ = ["OperationalRoutes"]
 
 
 def _prefix(route: BaseRoute) -> str:
@@ -24,20 +25,20 @@ def _prefix(route: BaseRoute) -> str:
 
 
 class OperationalRoutes:
-    """Serve ``services.extras["routes"]`` before ``app``.
+    """Serve ``routes`` before ``app``.
 
     The routes are read on the first request, not at construction: layers built after this one
-    (metrics, audit) register theirs later in the same build.
+    (metrics, audit) add theirs to the same list later in the same build.
     """
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
-        self.services = services
+        self.source = routes
         self._routes: tuple[BaseRoute, ...] | None = None
         self._prefixes: tuple[str, ...] = ()
 
     def _load(self) -> tuple[BaseRoute, ...]:
-        routes = tuple(self.services.extras.get("routes", ()))
+        routes = tuple(self.source)
         self._prefixes = tuple({p for p in map(_prefix, routes) if p})
         self._routes = routes
         return routes
@@ -57,11 +58,3 @@ class OperationalRoutes:
                     await route.handle(scope, receive, send)
                     return
         await self.app(scope, receive, send)
-
-
-def wants_layer(services: Services) -> bool:
-    return bool(services.extras.get("routes"))
-
-
-def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
-    return OperationalRoutes(app, services)

@@ -1,7 +1,5 @@
-"""Compose the layers around any app, in DESIGN.md's order, and run their lifespan.
+"""Compose the layers of :mod:`tframex_asgi.layers` around any app and run their lifespan.
 
-request context -> metrics -> audit -> body limit -> authentication -> rate limit ->
-authorization -> the stack's own routes (``/metrics``, ``/audit``, ``/admin/*``) -> app.
 A disabled feature adds no layer at all: the request-context layer is there when another
 layer or persistence needs it, or to echo the request id header; with every feature off and
 ``server.request_id_header: null`` the stack adds no layer.
@@ -10,91 +8,26 @@ layer or persistence needs it, or to echo the request id header; with every feat
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from tframex_asgi.admin.bootstrap import announce_first_admin
 from tframex_asgi.clock import Clock
 from tframex_asgi.compat import Interface, as_asgi3
 from tframex_asgi.config import EnterpriseConfig, load_config
 from tframex_asgi.config.model import check_high_availability
-from tframex_asgi.errors import ConfigError
+from tframex_asgi.layers import LAYERS
 from tframex_asgi.lifespan import InnerLifespan
 from tframex_asgi.services import Services
+from tframex_asgi.timing import Probe, ServerTimingMiddleware
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["LAYERS", "EnterpriseMiddleware", "EnterpriseStack", "bind_endpoints", "build_stack", "resolve_config"]
 
 logger = logging.getLogger("tframex_asgi.stack")
 ConfigLike = EnterpriseConfig | Mapping[str, Any] | str | os.PathLike[str] | None
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    builder: str  # "module:function" taking (app, services) and returning an app or None
-    wanted: Callable[[EnterpriseConfig], bool]
-    config_path: str
-
-
-LAYERS: tuple[Layer, ...] = (
-    Layer(
-        "context",
-        "tframex_asgi.context_layer:build_layer",
-        lambda c: c.server.request_id_header is not None
-        or c.metrics.enabled
-        or c.security.enabled
-        or c.persistence.enabled,
-        "enterprise.server",
-    ),
-    Layer(
-        "metrics",
-        "tframex_asgi.metrics.layer:build_layer",
-        lambda c: c.metrics.enabled,
-        "enterprise.metrics.enabled",
-    ),
-    Layer(
-        "audit",
-        "tframex_asgi.audit.layer:build_layer",
-        lambda c: c.security.enabled and c.security.audit.level != "off",
-        "enterprise.security.audit",
-    ),
-    Layer(
-        "body_limit",
-        "tframex_asgi.bodylimit:build_layer",
-        lambda c: c.security.enabled,
-        "enterprise.security.max_body_bytes",
-    ),
-    Layer(
-        "authentication",
-        "tframex_asgi.auth.layer:build_layer",
-        lambda c: c.security.enabled,
-        "enterprise.security.auth_providers",
-    ),
-    Layer(
-        "rate_limit",
-        "tframex_asgi.ratelimit.layer:build_layer",
-        lambda c: c.security.enabled and c.security.rate_limiting.enabled,
-        "enterprise.security.rate_limiting",
-    ),
-    Layer(
-        "authorization",
-        "tframex_asgi.rbac.layer:build_layer",
-        lambda c: c.security.enabled and c.security.rbac.enabled,
-        "enterprise.security.rbac",
-    ),
-    # The stack's own /metrics, /audit and /admin/* routes, innermost so authorization covers
-    # them: served around any app, not only the TFrameX endpoint.
-    Layer(
-        "routes",
-        "tframex_asgi.routes_layer:build_layer",
-        lambda c: c.metrics.enabled or c.security.enabled,
-        "enterprise",
-    ),
-)
 
 
 def resolve_config(config: ConfigLike = None, **kwargs: Any) -> EnterpriseConfig:
@@ -110,20 +43,6 @@ def resolve_config(config: ConfigLike = None, **kwargs: Any) -> EnterpriseConfig
         body = config.get("enterprise", config) if set(config) == {"enterprise"} else config
         return EnterpriseConfig.from_mapping(body)
     return EnterpriseConfig.from_kwargs(**kwargs)
-
-
-def _load_builder(layer: Layer) -> Callable[[ASGIApp, Services], ASGIApp | None]:
-    module_name, _, func = layer.builder.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise ConfigError(
-            layer.config_path, f"the {layer.name} layer is not available in this version of tframex-asgi"
-        ) from exc
-    builder: Callable[[ASGIApp, Services], ASGIApp | None] = getattr(module, func)
-    return builder
 
 
 def bind_endpoints(app: Any, services: Services, depth: int = 12) -> int:
@@ -154,28 +73,20 @@ def bind_endpoints(app: Any, services: Services, depth: int = 12) -> int:
 
 
 def build_layers(app: ASGIApp, services: Services) -> tuple[ASGIApp, tuple[str, ...]]:
+    """``app`` wrapped in the layers its config enables, and their names (outermost first)."""
     bind_endpoints(app, services)
-    if services.config.persistence.backup_to_s3:
-        from tframex_asgi.audit.backup import enable_backup
-
-        enable_backup(services)  # scheduled S3 backup: a service, not a layer
+    services.backup  # noqa: B018 - the scheduled S3 backup (when configured) is a part, not a layer
     names: list[str] = []
     # Server-Timing (opt-in): a probe in front of the app and of every layer; off, nothing added.
     timed = services.config.server.server_timing
     if timed:
-        from tframex_asgi.timing import Probe
-
         app = Probe(app, "app")
     for layer in reversed(LAYERS):
-        if not layer.wanted(services.config):
-            continue
-        wrapped = _load_builder(layer)(app, services)
-        if wrapped is not None:
+        if layer.wanted(services.config):
+            wrapped = layer.build(app, services)
             app = Probe(wrapped, layer.name) if timed else wrapped
             names.append(layer.name)
     if timed:
-        from tframex_asgi.timing import ServerTimingMiddleware
-
         app = ServerTimingMiddleware(app)
     return app, tuple(reversed(names))
 
@@ -186,7 +97,9 @@ class EnterpriseStack:
     Use it as a server's app, as ``app.add_middleware(EnterpriseMiddleware, ...)`` in
     Starlette/FastAPI, or ``async with stack:`` in tests (ASGI transports that run no lifespan).
     ``bootstrap_admin=True``: on first start (no users stored yet) create an ``admin`` user and
-    print its API key once, as ``tframex-asgi serve`` does.
+    print its API key once, as ``tframex-asgi serve`` does. ``tracer_provider`` /
+    ``meter_provider``: your own OpenTelemetry providers, used as they are.
+    ``stack.services`` holds the live parts (``.identity``, ``.rbac``, ``.audit``, ...).
     """
 
     def __init__(
@@ -198,18 +111,20 @@ class EnterpriseStack:
         clock: Clock | None = None,
         interface: Interface = "auto",
         bootstrap_admin: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
         **settings: Any,
     ) -> None:
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
         check_high_availability(cfg, "enterprise")  # also for a config constructed directly
         self.config = cfg
-        self.services = services or Services(cfg, clock=clock)
+        self.services = services or Services(
+            cfg, clock=clock, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
         self.inner = as_asgi3(app, interface)
         self.app, self.layers = build_layers(self.inner, self.services)
         if bootstrap_admin:
             # First start: create an admin and print its API key once (as `tframex-asgi serve`).
-            from tframex_asgi.admin.bootstrap import announce_first_admin
-
             announce_first_admin(self.services)
         self._start_lock = asyncio.Lock()
         self._warned_lazy = False

@@ -195,7 +195,7 @@ class Recorder:
 
 async def test_admin_changes_are_audited_without_secrets(admin: Admin) -> None:
     audit = Recorder()
-    admin.stack.services.extras["audit"] = audit
+    admin.stack.services.audit_logger = audit
     uid, key = await admin.user_with_key("gina", ["developer"])
     await admin.call("POST", f"/admin/users/{uid}/roles", json={"role": "operator"})
     await admin.call("DELETE", f"/admin/users/{uid}/roles/operator")

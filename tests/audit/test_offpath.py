@@ -264,7 +264,7 @@ async def test_the_stack_builds_off_the_request_path_and_flushes_at_shutdown() -
         },
     )
     async with stack:
-        audit = stack.services.extras["audit"]
+        audit = stack.services.audit
         transport = httpx.ASGITransport(app=stack)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             ids = [(await c.get("/open")).headers["x-request-id"] for _ in range(30)]

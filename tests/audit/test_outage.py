@@ -85,7 +85,7 @@ async def test_outage_spills_and_replays_every_row_once(pg_schema_dsn: str, tmp_
     writer: Any = None
     try:
         async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(app=stack), base_url="http://t") as c:
-            writer = stack.services.extras["writer"]
+            writer = stack.services.writer
 
             async def burst(n: int, tag: str) -> None:
                 for i in range(n):

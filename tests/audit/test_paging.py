@@ -82,7 +82,7 @@ def client_for(storage: BaseStorage, hmac_key: str | None = None) -> httpx.Async
     audit: dict[str, Any] = {"level": "full"} | ({"hmac_key": hmac_key} if hmac_key else {})
     config = EnterpriseConfig.from_kwargs(enable_security=True, security_config={"audit": audit})
     services = Services(config, storage=storage)
-    inner = Router(routes=audit_routes(services))
+    inner = Router(routes=audit_routes(config, storage, services.audit, None))
 
     async def as_auditor(scope: Any, receive: Any, send: Any) -> None:
         scope["auth"] = AuthCredentials(["audit.view"])  # authentication and RBAC are tested elsewhere

@@ -11,12 +11,12 @@ from starlette.authentication import AuthCredentials
 from starlette.routing import Router
 
 from tests.audit.conftest import ALICE
-from tframex_asgi.audit.layer import build_layer
 from tframex_asgi.audit.logger import AuditLogger
 from tframex_asgi.audit.routes import audit_routes
 from tframex_asgi.clock import ManualClock
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import RequestContextMiddleware
+from tframex_asgi.layers import build_layer
 from tframex_asgi.services import Services
 from tframex_asgi.storage.memory import MemoryStorage
 
@@ -47,17 +47,17 @@ async def env() -> AsyncIterator[tuple[httpx.AsyncClient, AuditLogger, ManualClo
     clock = ManualClock()
     services = Services(config, clock=clock, storage=storage)
     writer = StorageWriter(storage)
-    services.extras["writer"] = writer
-    audit = services.extras["audit"] = AuditLogger(writer, config.security.audit, clock=clock)
+    services.writer = writer
+    audit = services.audit_logger = AuditLogger(writer, config.security.audit, clock=clock)
     inner = Router(routes=[])
-    inner.routes.extend(audit_routes(services))
+    inner.routes.extend(audit_routes(config, storage, audit, writer))
 
     async def as_auditor(scope: Any, receive: Any, send: Any) -> None:
         # Stands in for authentication: the caller holds audit.view unless the test says otherwise.
         scope["auth"] = AuthCredentials([] if _headers(scope).get(b"x-no-perm") else ["audit.view"])
         await inner(scope, receive, send)
 
-    app = build_layer(as_auditor, services)
+    app = build_layer("audit", as_auditor, services)
     assert app is not None
     transport = httpx.ASGITransport(app=RequestContextMiddleware(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

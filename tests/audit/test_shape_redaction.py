@@ -136,12 +136,12 @@ async def test_redaction_by_shape_runs_once_per_request_shape(tmp_path: Path, mo
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             headers = {"x-api-key": key, "user-agent": f"bot/1.0 Bearer {JWT}"}
             assert (await c.get("/hello/x", headers=headers)).status_code == 200
-            await stack.services.extras["audit"].flush()
+            await stack.services.audit.flush()
             first = len(calls)
             assert first > 0
             for _ in range(30):
                 assert (await c.get("/hello/x", headers=headers)).status_code == 200
-            await stack.services.extras["audit"].flush()
+            await stack.services.audit.flush()
     # Thirty more rows of the same shape cost no further scan (the row itself is still written).
     assert len(calls) == first
 

@@ -44,7 +44,7 @@ def make_stack() -> Any:
             },
         },
     )
-    app.router.routes.extend(stack.services.extras["routes"])  # what the TFrameX endpoint does itself
+    app.router.routes.extend(stack.services.routes)  # what the TFrameX endpoint does itself
     return stack
 
 
@@ -91,7 +91,7 @@ async def test_each_rejection_gives_exactly_one_row_with_its_reason() -> None:
             listing = await call("GET", "/audit", admin_key, want=None)
             assert listing.status_code == 200
             rows = listing.json()["items"]
-        await services.extras["writer"].flush()
+        await services.writer.flush()
         stored = await services.storage.read("audit_logs")
         events = await services.storage.read("events")
     by_request: dict[str, list[dict[str, Any]]] = {}

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tframex_asgi.auth.layer import build_layer
 from tframex_asgi.auth.passwords import PasswordHasher
 from tframex_asgi.auth.store import IdentityStore, get_identity_store
 from tframex_asgi.clock import ManualClock
 from tframex_asgi.config import EnterpriseConfig
+from tframex_asgi.layers import build_layer
 from tframex_asgi.services import Services
 from tframex_asgi.storage import open_storage
 
@@ -68,7 +68,7 @@ class Env:
 
     @property
     def rbac(self) -> Any:
-        return self.services.extras["rbac"]
+        return self.services.rbac
 
     async def user(self, name: str = "alice", password: str | None = "correct horse", roles: tuple[str, ...] = ()):
         row = await self.store.create_user(name, password=password)
@@ -103,8 +103,9 @@ async def env_factory(storage_url: str) -> AsyncIterator[EnvFactory]:
         services = Services(config, clock=ManualClock(), storage=open_storage(storage_url))
         services.on_startup(services.storage.connect)
         services.on_shutdown(services.storage.close)
-        services.extras.update(extras or {})
-        wrapped = build_layer(app, services)
+        for part, value in (extras or {}).items():
+            setattr(services, part, value)  # replaces that part of the services
+        wrapped = build_layer("authentication", app, services)
         env = Env(services, wrapped)
         await services.startup()
         made.append(env)

@@ -132,10 +132,10 @@ async def test_role_deleted_elsewhere_reaches_cached_token_principals(tmp_path: 
     )
     headers = {"Authorization": f"Bearer {token}"}
     async with serving, other:
-        await other.services.extras["rbac"].create_role("reporter", ["agent.view"])
+        await other.services.rbac.create_role("reporter", ["agent.view"])
         await asyncio.sleep(BOUND)  # the new role reaches the serving process too
         async with httpx.AsyncClient(transport=httpx.ASGITransport(serving), base_url="http://t") as client:
             assert (await client.get("/agents", headers=headers)).status_code == 200  # now cached
-            assert await other.services.extras["rbac"].delete_role("reporter")
+            assert await other.services.rbac.delete_role("reporter")
             await asyncio.sleep(BOUND)
             assert (await client.get("/agents", headers=headers)).status_code == 403

@@ -58,9 +58,9 @@ async def test_guess_beside_a_valid_key_is_refused_and_counted(order, tmp_path) 
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(recording), base_url="http://t") as client:
         store = get_identity_store(stack.services)
         victim = await store.create_user("victim", password="secret-pw")
-        await stack.services.extras["rbac"].grant(victim["id"], "developer")
+        await stack.services.rbac.grant(victim["id"], "developer")
         attacker = await store.create_user("attacker", password="own-pw")
-        await stack.services.extras["rbac"].grant(attacker["id"], "developer")
+        await stack.services.rbac.grant(attacker["id"], "developer")
         _, key = await store.create_api_key(attacker["id"])
         assert (await client.get("/me", headers={"X-API-Key": key})).json()["user"] == "attacker"
 
@@ -94,7 +94,7 @@ async def test_bearer_key_beside_an_api_key_header_is_refused(tmp_path) -> None:
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as client:
         store = get_identity_store(stack.services)
         user = await store.create_user("dev")
-        await stack.services.extras["rbac"].grant(user["id"], "developer")
+        await stack.services.rbac.grant(user["id"], "developer")
         _, mine = await store.create_api_key(user["id"])
         _, other = await store.create_api_key(user["id"])
         both = await client.get("/me", headers={"Authorization": f"Bearer {mine}", "X-API-Key": other})

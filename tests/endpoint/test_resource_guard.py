@@ -43,7 +43,7 @@ class Env:
         store = get_identity_store(self.stack.services)
         user = await store.create_user(name)
         for role in roles:
-            await self.stack.services.extras["rbac"].grant(user["id"], role)
+            await self.stack.services.rbac.grant(user["id"], role)
         return (await store.create_api_key(user["id"], scopes=scopes or ()))[1]
 
     async def post(self, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -108,7 +108,7 @@ async def test_a_guarded_agent_is_refused_on_every_route(env: Env) -> None:
 async def test_flow_steps_need_their_agents_permissions(env: Env) -> None:
     # flow.loud alone: the flow may start, but its shouter step is refused.
     only_flow = await env.key_for("carol", [], scopes=None)
-    rbac = env.stack.services.extras["rbac"]
+    rbac = env.stack.services.rbac
     await rbac.create_role("flowonly", ["flow.loud"])
     carol = (await get_identity_store(env.stack.services).get_user_by_username("carol"))["id"]
     await rbac.grant(carol, "flowonly")

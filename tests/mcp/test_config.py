@@ -101,7 +101,7 @@ def test_module_level_app_keeps_its_config_file(tmp_path: Path, caplog: pytest.L
     assert isinstance(app._mcp_manager, DeferredMCPManager)
     assert config_file_of(app) == str(path)
     stack = create_app(app, enable_security=False)
-    assert list(stack.services.extras["mcp"].servers) == ["math"]
+    assert list(stack.services.mcp.servers) == ["math"]
 
 
 async def test_the_stand_in_builds_tframex_manager_for_plain_tframex_use(tmp_path: Path) -> None:
@@ -116,17 +116,17 @@ def test_endpoint_override_for_an_app_that_lost_its_file(tmp_path: Path) -> None
     path = write_config(tmp_path, {"math": stdio()})
     app = TFrameXApp(mcp_config_file=None)
     assert config_file_of(app) is None
-    assert "mcp" not in create_app(app, enable_security=False).services.extras
+    assert create_app(app, enable_security=False).services.mcp is None
     stack = build_stack(TFrameXEndpoint(app, mcp_config_file=str(path)), enable_security=False)
-    assert list(stack.services.extras["mcp"].servers) == ["math"]
+    assert list(stack.services.mcp.servers) == ["math"]
 
 
 def test_an_app_without_mcp_servers_gets_no_mcp_meta_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no servers_config.json here: tframex's default means "no MCP"
     app = TFrameXApp()
     assert not any(name.startswith("tframex_") for name in app._tools)
-    assert "mcp" not in create_app(app, enable_security=False).services.extras
+    assert create_app(app, enable_security=False).services.mcp is None
     write_config(tmp_path, {"math": stdio()}, name="servers_config.json")
     with_file = TFrameXApp()
     assert "tframex_list_mcp_servers" in with_file._tools
-    assert list(create_app(with_file, enable_security=False).services.extras["mcp"].servers) == ["math"]
+    assert list(create_app(with_file, enable_security=False).services.mcp.servers) == ["math"]

@@ -163,7 +163,7 @@ async def test_lifespan_stops_servers_without_cancel_scope_errors(
 ) -> None:
     config = write_config(tmp_path, {"math": stdio(), "other": stdio()})
     stack = create_app(build_app(config), enable_security=False)
-    hub = stack.services.extras["mcp"]
+    hub = stack.services.mcp
     with caplog.at_level(logging.DEBUG):
         async with stack, client(stack) as c:
             assert (await c.post("/tools/other__add/call", json={"arguments": {"a": 1, "b": 1}})).status_code == 200
@@ -205,7 +205,7 @@ async def test_bare_endpoint_runs_its_servers_in_its_own_lifespan(tmp_path: Path
         assert answer.status == 200 and answer.json()["result"] == "9"
     finally:
         assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
-    assert endpoint.services.extras["mcp"].servers["math"].state == "stopped"
+    assert endpoint.services.mcp.servers["math"].state == "stopped"
 
 
 async def test_a_hung_server_is_detected_by_ping_and_restarted(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ async def test_a_hung_server_is_detected_by_ping_and_restarted(tmp_path: Path) -
     timeouts = {"tool_call_timeout": 60, "init_step_timeout": 2, "ping_interval": 0.5}
     config = write_config(tmp_path, {"math": stdio(**timeouts)})
     stack = create_app(build_app(config), enable_security=False)
-    hub = stack.services.extras["mcp"]
+    hub = stack.services.mcp
     async with stack, client(stack) as c:
         hung = await c.post("/tools/math__sleep/call", json={"arguments": {"seconds": 120}})
         assert hung.status_code == 503 and hung.json()["error"]["code"] == "mcp_unavailable", hung.text
@@ -237,4 +237,4 @@ async def test_concurrent_calls_share_one_connection_without_cross_talk(tmp_path
             *(c.post("/tools/math__add/call", json={"arguments": {"a": i, "b": 1000}}) for i in range(40))
         )
     assert [r.json()["result"] for r in answers] == [str(i + 1000) for i in range(40)]
-    assert stack.services.extras["mcp"].servers["math"].connects == 1
+    assert stack.services.mcp.servers["math"].connects == 1

@@ -27,7 +27,7 @@ def make_stack(app: Any = None, **backends: Any) -> EnterpriseStack:
 
 def prom(stack: EnterpriseStack | Services) -> PrometheusBackend:
     services = stack if isinstance(stack, Services) else stack.services
-    for _, backend in services.extras["metrics"].backends:
+    for _, backend in services.metrics.backends:
         if isinstance(backend, PrometheusBackend):
             return backend
     raise AssertionError("no prometheus backend")

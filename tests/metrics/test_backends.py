@@ -198,7 +198,7 @@ async def test_the_documented_custom_backend_works() -> None:
         stack = make_stack(custom=[{"class": "docs_metrics_example:CountingBackend", "options": {"name": "doc"}}])
         async with stack:
             assert (await request(stack, "GET", "/healthz")).status == 200
-        (_, backend), *_ = stack.services.extras["metrics"].backends
+        (_, backend), *_ = stack.services.metrics.backends
         assert backend.name == "doc"
         assert backend.totals[("http_requests_total", ("GET", "/healthz", "2xx"))] == 1
     finally:
@@ -219,7 +219,7 @@ def test_the_documented_config_parses_and_the_seed_keywords_work() -> None:
     stack = build_stack(
         endpoint(), enable_security=False, enable_metrics=True, metrics_config={"backends": ["prometheus", "statsd"]}
     )
-    assert [name for name, _ in stack.services.extras["metrics"].backends] == ["prometheus", "statsd"]
+    assert [name for name, _ in stack.services.metrics.backends] == ["prometheus", "statsd"]
 
 
 def test_prometheus_fast_recorders_match_prometheus_client() -> None:

@@ -48,7 +48,7 @@ async def test_promtool_accepts_the_exposition() -> None:
         await c.post("/flows/echo_then_shout/run", json={"input": "hi"})
         await c.post("/tools/add/call", json={"arguments": {"a": "x", "b": 1}})
         await c.get("/nope")
-        stack.services.extras["metrics"].child("auth_failures_total", ("invalid_token",)).inc()
+        stack.services.metrics.child("auth_failures_total", ("invalid_token",)).inc()
         text = (await c.get("/metrics")).text
     assert "tframex_tool_calls_total" in text and "tframex_flow_step_duration_seconds_bucket" in text
     check(text)

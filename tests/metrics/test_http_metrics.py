@@ -61,7 +61,7 @@ async def test_ten_thousand_distinct_paths_add_no_series() -> None:
 
 async def test_series_cap_collapses_new_label_sets() -> None:
     stack = make_stack()
-    collector = stack.services.extras["metrics"]
+    collector = stack.services.metrics
     collector.max_series = 50
     for i in range(500):
         collector.child("auth_failures_total", (f"reason{i}",)).inc()
@@ -202,7 +202,7 @@ async def test_write_queue_stats_are_observed() -> None:
     stack = make_stack()
     async with stack:
         assert value(stack, "audit_queue_depth") == 0.0  # no writer: no sample
-        stack.services.extras["writer"] = Writer()
+        stack.services.writer = Writer()
         assert value(stack, "audit_queue_depth") == 3
         assert value(stack, "audit_spilled_total") == 7
         assert value(stack, "audit_dropped_total") == 0

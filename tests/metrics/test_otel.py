@@ -27,8 +27,8 @@ def traced():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     otel = {"enabled": True, "metrics": False}  # traces only: OTLP metrics are tests/metrics/test_otel_metrics.py
-    services = Services(EnterpriseConfig.from_mapping(metrics_config(prometheus=True, opentelemetry=otel)))
-    services.extras["tracer_provider"] = provider
+    config = EnterpriseConfig.from_mapping(metrics_config(prometheus=True, opentelemetry=otel))
+    services = Services(config, tracer_provider=provider)
     stack = EnterpriseStack(endpoint(), services=services)
     return stack, exporter
 

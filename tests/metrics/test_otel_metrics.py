@@ -68,7 +68,7 @@ async def test_opentelemetry_alone_exports_metrics_over_otlp(collector: tuple[st
         enable_metrics=True,
         metrics_config={"backends": {"opentelemetry": {"enabled": True, "endpoint": url}}, "export_interval": 60},
     )
-    names = [name for name, _ in stack.services.extras["metrics"].backends]
+    names = [name for name, _ in stack.services.metrics.backends]
     assert names == ["opentelemetry"]  # no Prometheus added behind the user's back
     async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as c:
         assert (await c.get("/metrics")).status_code == 404

@@ -1,4 +1,4 @@
-"""build_layer: what it shares in services.extras, and the config it reads."""
+"""The rate-limit layer: the parts it shares in services, and the config it reads."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from tests.asgi_harness import request
 from tests.ratelimit.helpers import ok_app
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError
+from tframex_asgi.layers import build_layer
 from tframex_asgi.ratelimit import AuthFailureGuard, RateLimitMiddleware, RateLimitStats
-from tframex_asgi.ratelimit.layer import build_layer
 from tframex_asgi.services import Services
 
 
@@ -20,29 +20,29 @@ def services(**rate_limiting: object) -> Services:
 
 async def test_build_layer_shares_stats_guard_and_backend() -> None:
     svc = services(default="1/minute", tiers={"admin": "10/minute"}, routes={"POST /agents/{name}/run": "5/minute"})
-    app = build_layer(ok_app, svc)
+    app = build_layer("rate_limit", ok_app, svc)
     assert isinstance(app, RateLimitMiddleware)
-    assert isinstance(svc.extras["ratelimit_stats"], RateLimitStats)
-    assert isinstance(svc.extras["auth_failures"], AuthFailureGuard)
-    assert svc.extras["ratelimit"] is app.backend
+    assert isinstance(svc.ratelimit_stats, RateLimitStats)
+    assert isinstance(svc.auth_failures, AuthFailureGuard)
+    assert svc.ratelimit is app.backend
     async with _started(svc):
         assert (await request(app, "GET", "/a")).status == 200
         assert (await request(app, "GET", "/a")).status == 429
-    assert svc.extras["ratelimit_stats"].as_dict()["rejected_total"] == 1
+    assert svc.ratelimit_stats.as_dict()["rejected_total"] == 1
 
 
 async def test_one_redis_pool_per_process_closed_at_shutdown(redis_url: str, redis_prefix: str) -> None:
     svc = services(storage=redis_url, key_prefix=redis_prefix)
-    build_layer(ok_app, svc)
-    build_layer(ok_app, svc)  # a second stack on the same services reuses the pool
-    assert list(svc.extras["redis_pools"]) == [redis_url]
+    build_layer("rate_limit", ok_app, svc)
+    build_layer("rate_limit", ok_app, svc)  # a second stack on the same services reuses the pool
+    assert list(svc.redis_pools) == [redis_url]
     async with _started(svc):
-        assert await svc.extras["ratelimit"].ping()
+        assert await svc.ratelimit.ping()
 
 
 def test_disabled_adds_no_layer() -> None:
     svc = Services(EnterpriseConfig.from_mapping({}))
-    assert build_layer(ok_app, svc) is None
+    assert build_layer("rate_limit", ok_app, svc) is None
 
 
 @pytest.mark.parametrize(

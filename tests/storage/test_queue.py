@@ -172,7 +172,7 @@ async def test_get_writer_is_cached_and_follows_lifespan(tmp_path: Path) -> None
     )
     services = Services(config)
     writer = get_writer(services)
-    assert get_writer(services) is writer and services.extras["writer"] is writer
+    assert get_writer(services) is writer and services.writer is writer
     await services.startup()
     writer.submit("roles", {"name": "r"})
     await services.shutdown()  # flushes before the storage closes

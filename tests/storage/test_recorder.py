@@ -13,11 +13,11 @@ from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import AgentRunner
 from tframex_asgi.endpoint.flows import FlowError
+from tframex_asgi.endpoint.recorder import enable_recording
 from tframex_asgi.events import RunInfo
 from tframex_asgi.llm import OfflineLLM
 from tframex_asgi.services import Services
 from tframex_asgi.storage import BaseStorage, open_storage
-from tframex_asgi.storage.recorder import enable_recording
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def services(relational_url: str, tmp_path: Path) -> AsyncIterator[Service
 
 
 async def _flushed(services: Services) -> BaseStorage:
-    await services.extras["writer"].flush()
+    await services.writer.flush()
     return services.storage
 
 

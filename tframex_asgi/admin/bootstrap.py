@@ -23,17 +23,14 @@ logger = logging.getLogger("tframex_asgi.admin")
 
 async def bootstrap_admin(services: Services, *, username: str = "admin") -> tuple[str, str] | None:
     """``(username, api key)`` when an admin was created now, else ``None``."""
-    from tframex_asgi.auth.store import get_identity_store
-    from tframex_asgi.rbac.engine import get_rbac
-
     storage = services.storage
     await storage.connect()  # idempotent; lets the CLI and tests call us outside a started stack
     if await storage.count("users") > 0:
         return None
-    rbac = get_rbac(services)
+    rbac = services.rbac
     if not rbac.started:  # RBAC layer disabled, or called outside the stack's startup
         await rbac.start()
-    identity = get_identity_store(services)
+    identity = services.identity
     try:
         user = await identity.create_user(username)
     except ConflictError:
@@ -41,7 +38,7 @@ async def bootstrap_admin(services: Services, *, username: str = "admin") -> tup
     user_id = str(user["id"])
     await rbac.grant(user_id, "admin")
     row, key = await identity.create_api_key(user_id, name="bootstrap")
-    audit = services.extras.get("audit")
+    audit = services.audit
     if audit is not None:
         audit.log_change(
             principal=None, action="user.bootstrap", resource_type="user", resource_id=user_id,
@@ -62,6 +59,8 @@ def announce_first_admin(
     """
     if not services.config.security.enabled:
         return
+    # Built now, so they start before the hook below runs.
+    services.rbac, services.identity  # noqa: B018
 
     async def hook() -> None:
         created = await bootstrap_admin(services)

@@ -195,7 +195,7 @@ async def revoke_key(request: Request, admin: AdminService) -> Response:
 
 
 def admin_routes(services: Services) -> list[BaseRoute]:
-    """Starlette routes of the admin API (append them to ``services.extras["routes"]``)."""
+    """Starlette routes of the admin API (the authorization layer adds them to ``services.routes``)."""
 
     def route(path: str, method: str, permission: str, handler: Handler) -> Route:
         async def endpoint(request: Request) -> Response:

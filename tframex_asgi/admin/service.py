@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.principal import stored_user_id
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
-from tframex_asgi.rbac.engine import RBACEngine, check_can_assign, get_rbac
+from tframex_asgi.rbac.engine import RBACEngine, check_can_assign
 from tframex_asgi.types import Scope
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class AdminService:
         self.identity = identity
 
     def _audit(self, by: Any, action: str, rtype: str, rid: str | None, scope: Scope | None, **values: Any) -> None:
-        audit = self.services.extras.get("audit")
+        audit = self.services.audit
         if audit is not None:
             audit.log_change(
                 principal=by, action=action, resource_type=rtype, resource_id=rid,
@@ -232,11 +232,5 @@ def _uuid(value: str) -> bool:
 
 
 def get_admin(services: Services) -> AdminService:
-    """The shared :class:`AdminService` (``services.extras["admin"]``)."""
-    admin = services.extras.get("admin")
-    if admin is None:
-        from tframex_asgi.auth.store import get_identity_store
-
-        admin = AdminService(services, get_rbac(services), get_identity_store(services))
-        services.extras["admin"] = admin
-    return admin  # type: ignore[no-any-return]
+    """The stack's admin service: ``services.admin``."""
+    return services.admin

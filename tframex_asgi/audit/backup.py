@@ -32,7 +32,7 @@ from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["BackupReport", "run_backup", "verify_backups"]
+__all__ = ["BackupReport", "ScheduledBackup", "backup_scheduled", "run_backup", "verify_backups"]
 
 logger = logging.getLogger("tframex_asgi.audit.backup")
 TABLES = (
@@ -162,9 +162,10 @@ async def verify_backups(url: str, key: bytes | None) -> BackupReport:
 
 
 class ScheduledBackup:
-    def __init__(self, services: Any) -> None:
-        self.services = services
-        cfg = services.config
+    """A backup of ``storage`` to ``persistence.backup_to_s3`` every ``backup_interval`` seconds."""
+
+    def __init__(self, cfg: Any, storage: Any, clock: Any) -> None:
+        self.storage, self.clock = storage, clock
         self.url = str(cfg.persistence.backup_to_s3)
         self.interval = cfg.persistence.backup_interval
         hmac_key = cfg.security.audit.hmac_key
@@ -174,9 +175,8 @@ class ScheduledBackup:
         self.last: str | None = None
 
     async def once(self) -> str:
-        clock = self.services.clock
-        now = dt.datetime.fromtimestamp(clock.time(), dt.UTC)
-        self.last = await run_backup(self.services.storage, self.url, self.key, self.redactor, now)
+        now = dt.datetime.fromtimestamp(self.clock.time(), dt.UTC)
+        self.last = await run_backup(self.storage, self.url, self.key, self.redactor, now)
         return self.last
 
     async def _run(self) -> None:
@@ -198,15 +198,7 @@ class ScheduledBackup:
             self._task = None
 
 
-def enable_backup(services: Any) -> ScheduledBackup | None:
-    """Schedule backups when ``backup_to_s3`` is a URL and ``backup_interval`` is above 0."""
-    cfg = services.config.persistence
-    if not (cfg.enabled and isinstance(cfg.backup_to_s3, str) and cfg.backup_interval > 0):
-        return None
-    backup = services.extras.get("backup")
-    if not isinstance(backup, ScheduledBackup):
-        services.storage  # noqa: B018 - its connect hook first: the backup reads it
-        backup = services.extras["backup"] = ScheduledBackup(services)
-        services.on_startup(backup.start)
-        services.on_shutdown(backup.stop)
-    return backup
+def backup_scheduled(cfg: Any) -> bool:
+    """Whether ``cfg`` asks for scheduled backups (``backup_to_s3`` a URL, ``backup_interval`` above 0)."""
+    persistence = cfg.persistence
+    return bool(persistence.enabled and isinstance(persistence.backup_to_s3, str) and persistence.backup_interval > 0)

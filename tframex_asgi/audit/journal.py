@@ -290,14 +290,6 @@ class AuditJournal:
 
 
 def get_journal(services: Any) -> AuditJournal:
-    """The stack's journal (one per process), started after the write queue and stopped before it."""
-    journal = services.extras.get("audit_journal")
-    if isinstance(journal, AuditJournal):
-        return journal
-    from tframex_asgi.storage.queue import get_writer
-
-    journal = AuditJournal(get_writer(services), services.config.security.audit.journal_path)
-    services.extras["audit_journal"] = journal
-    services.on_startup(journal.start)
-    services.on_shutdown(journal.stop)
+    """The stack's journal: ``services.journal``."""
+    journal: AuditJournal = services.journal
     return journal

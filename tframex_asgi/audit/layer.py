@@ -18,14 +18,13 @@ import logging
 from typing import Any
 
 from tframex_asgi.audit.journal import AuditJournal
-from tframex_asgi.audit.logger import AuditLogger, get_audit
+from tframex_asgi.audit.logger import AuditLogger
 from tframex_asgi.audit.records import OPERATIONAL_REASONS, SECURITY_STATUSES, capture_request
-from tframex_asgi.audit.routes import audit_routes
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.context import get_state
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AuditMiddleware", "build_layer"]
+__all__ = ["AuditMiddleware"]
 
 logger = logging.getLogger("tframex_asgi.audit")
 
@@ -125,13 +124,3 @@ class AuditMiddleware:
             logger.exception("could not record a request")
             return False
         return True
-
-
-def build_layer(app: ASGIApp, services: Any) -> ASGIApp | None:
-    """The stack's builder: the logger from :func:`get_audit`, plus ``GET /audit``."""
-    if services.config.security.audit.level == "off":
-        return None
-    audit = get_audit(services)
-    services.extras.setdefault("routes", []).extend(audit_routes(services))
-    journal = audit.sink if isinstance(audit.sink, AuditJournal) else None
-    return AuditMiddleware(app, audit, clock=services.clock, journal=journal)

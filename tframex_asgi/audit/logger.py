@@ -619,22 +619,6 @@ class AuditLogger:
 
 
 def get_audit(services: Any) -> AuditLogger:
-    """The stack's logger (cached in ``services.extras["audit"]``), writing through the write queue."""
-    existing = services.extras.get("audit")
-    if existing is not None:
-        return existing  # type: ignore[no-any-return]
-    from tframex_asgi.storage.queue import get_writer
-
-    writer = get_writer(services)
-    sink: AuditSink = writer
-    if services.config.security.audit.durability == "durable":
-        from tframex_asgi.audit.journal import get_journal
-
-        sink = get_journal(services)  # hooks after the writer's: started after it, stopped before it
-    audit = AuditLogger(sink, services.config.security.audit, clock=services.clock)
-    services.extras["audit"] = audit
-    # Registered after the writer's hooks: started after it, and closed before it (shutdown runs
-    # in reverse order), so the queued rows and the end record reach a queue that accepts rows.
-    services.on_startup(audit.start)
-    services.on_shutdown(audit.aclose)
-    return audit
+    """The stack's audit logger: ``services.audit_logger`` (whatever the audit level)."""
+    logger: AuditLogger = services.audit_logger
+    return logger

@@ -165,9 +165,11 @@ def _json_response(status: int, body: bytes) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def audit_routes(services: Any) -> list[BaseRoute]:
-    redactor = Redactor(services.config.security.audit.redact_fields)
-    cursors = CursorCodec(services.config.security.audit.hmac_key)
+def audit_routes(config: Any, storage: Any, audit: Any, writer: Any) -> list[BaseRoute]:
+    """``GET /audit`` over ``storage``; ``audit`` and ``writer`` are drained and flushed first, so
+    a caller sees the rows of the requests answered before its own."""
+    redactor = Redactor(config.security.audit.redact_fields)
+    cursors = CursorCodec(config.security.audit.hmac_key)
 
     async def list_audit(request: Request) -> Response:
         # Authorization maps GET /audit to audit.view; checked here too, so the audit trail stays
@@ -182,18 +184,15 @@ def audit_routes(services: Any) -> list[BaseRoute]:
         except ValidationError as exc:
             return _json_response(400, error_body(exc.code, exc.message))
         filters, since, until, limit, offset, after = query
-        drain = getattr(services.extras.get("audit"), "drain", None)
+        drain = getattr(audit, "drain", None)
         if callable(drain):
             drain()  # rows of requests answered before this one may still be waiting to be built
-        writer = services.extras.get("writer")
         if writer is not None:
             try:
                 await asyncio.wait_for(writer.flush(), _FLUSH_WAIT)
             except Exception:  # TimeoutError included: answer with what is already stored
                 logger.warning("GET /audit: the write queue did not flush; recent rows may be missing")
-        rows = await query_audit(
-            services.storage, filters, since=since, until=until, limit=limit, offset=offset, after=after
-        )
+        rows = await query_audit(storage, filters, since=since, until=until, limit=limit, offset=offset, after=after)
         items = [public_row(r, redactor) for r in rows]
         full = len(items) == limit
         body = {

@@ -2,7 +2,7 @@
 (API key, Basic, JWT, OAuth2/OIDC) behind one pure-ASGI layer."""
 
 from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError
-from tframex_asgi.auth.layer import AuthenticationMiddleware, build_layer, build_providers
+from tframex_asgi.auth.layer import AuthenticationMiddleware
 from tframex_asgi.auth.principal import Principal, set_anonymous, set_principal
 from tframex_asgi.auth.store import IdentityStore, get_identity_store
 
@@ -14,8 +14,6 @@ __all__ = [
     "IdPUnavailableError",
     "IdentityStore",
     "Principal",
-    "build_layer",
-    "build_providers",
     "get_identity_store",
     "set_anonymous",
     "set_principal",

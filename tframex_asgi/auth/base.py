@@ -11,7 +11,7 @@ from tframex_asgi.errors import AuthenticationError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     from tframex_asgi.auth.principal import Principal
-    from tframex_asgi.services import Services
+    from tframex_asgi.config.security import RBACConfig
     from tframex_asgi.types import Scope
 
 __all__ = [
@@ -118,17 +118,11 @@ class AuthProvider(Protocol):
 
 
 class PermissionResolver:
-    """Roles and permissions from the RBAC engine. ``rbac`` is anything with the engine's
-    ``roles_for_user`` / ``permissions_for_roles``; by default the stack's ``get_rbac(services)``,
-    obtained when the layer is built so the engine's startup hook is registered in time."""
+    """Roles and permissions from the RBAC engine: ``rbac`` is anything with the engine's
+    ``roles_for_user`` / ``permissions_for_roles`` (the stack's ``services.rbac``)."""
 
-    def __init__(self, services: Services, rbac: Any = None) -> None:
-        if rbac is None:
-            from tframex_asgi.rbac.engine import get_rbac
-
-            rbac = get_rbac(services)
+    def __init__(self, rbac: Any, rbac_config: RBACConfig) -> None:
         self.rbac = rbac
-        rbac_config = services.config.security.rbac
         custom = {p for role in rbac_config.roles.values() for p in role.permissions}
         self._declared = SEED_PERMISSIONS | custom | rbac_config.resources.permissions
 

@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.errors import TFrameXASGIError
+from tframex_asgi.storage.memory import MemoryStorage
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
-    from tframex_asgi.services import Services
     from tframex_asgi.storage.base import BaseStorage
 
-__all__ = ["CHANGE_EVENT", "POLL_INTERVAL", "ChangeWatcher", "on_change", "publish_change", "watch_changes"]
+__all__ = ["CHANGE_EVENT", "POLL_INTERVAL", "ChangeWatcher", "publish_change", "shares_changes"]
 
 logger = logging.getLogger("tframex_asgi.auth")
 
@@ -43,9 +43,8 @@ POLL_INTERVAL = 0.5
 _FILTER = {"event_type": CHANGE_EVENT}
 
 
-def _shared(storage: BaseStorage) -> bool:
-    from tframex_asgi.storage.memory import MemoryStorage
-
+def shares_changes(storage: BaseStorage) -> bool:
+    """Whether other processes can change what ``storage`` holds (not ``memory://``)."""
     return not isinstance(storage, MemoryStorage)
 
 
@@ -55,7 +54,7 @@ async def publish_change(
     """Tell every process sharing ``storage`` that grants changed. Called after the change is
     stored; a failure is logged, not raised (the change itself stands, and other processes
     then see it when their caches expire)."""
-    if not _shared(storage):
+    if not shares_changes(storage):
         return
     row = {
         "id": str(uuid.uuid4()),
@@ -130,41 +129,3 @@ class ChangeWatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def watch_changes(services: Services) -> ChangeWatcher | None:
-    """The process's watcher (``services.extras["changes"]``), started and stopped with the stack;
-    None for process-local storage."""
-    watcher: ChangeWatcher | None = services.extras.get("changes")
-    if watcher is not None or "changes" in services.extras:
-        return watcher
-    storage = services.storage
-    if not _shared(storage):
-        services.extras["changes"] = None
-        return None
-
-    async def forget() -> None:
-        identity = services.extras.get("identity")
-        if identity is not None:
-            identity.invalidate()
-        rbac = services.extras.get("rbac")
-        if rbac is not None:
-            rbac.invalidate()
-        for listener in services.extras.get("change_listeners", ()):
-            listener()
-        if rbac is not None:
-            # Reloaded now, not on the next async lookup: token principals resolve their roles'
-            # permissions synchronously from the loaded role table.
-            await rbac.reload()
-
-    watcher = ChangeWatcher(storage, forget)
-    services.extras["changes"] = watcher
-    services.on_startup(watcher.start)
-    services.on_shutdown(watcher.stop)
-    return watcher
-
-
-def on_change(services: Services, listener: Callable[[], None]) -> None:
-    """Also call ``listener`` when a change is seen (token providers drop their cached
-    principals: their permissions come from role definitions that may have changed)."""
-    services.extras.setdefault("change_listeners", []).append(listener)

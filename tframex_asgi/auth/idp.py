@@ -21,9 +21,8 @@ from tframex_asgi.auth.base import CredentialError, IdPUnavailableError
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
-    from tframex_asgi.services import Services
 
-__all__ = ["HttpClient", "KeySource", "alg_key_type", "get_http", "load_static_key"]
+__all__ = ["HttpClient", "KeySource", "alg_key_type", "load_static_key"]
 
 logger = logging.getLogger("tframex_asgi.auth")
 _MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -81,16 +80,6 @@ class HttpClient:
         if not isinstance(body, dict):
             raise IdPUnavailableError(f"{url}: not a JSON object")
         return body
-
-
-def get_http(services: Services, timeout: float) -> HttpClient:
-    http: HttpClient | None = services.extras.get("auth_http")
-    if http is None:
-        http = HttpClient(timeout)
-        services.extras["auth_http"] = http
-        services.on_startup(http.start)
-        services.on_shutdown(http.close)
-    return http
 
 
 def load_static_key(data: str, key_type: str | None = None) -> Key:

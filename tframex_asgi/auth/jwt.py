@@ -22,13 +22,12 @@ from joserfc.errors import ExpiredTokenError, JoseError
 
 from tframex_asgi.auth.base import CredentialError, Credentials, PermissionResolver, bearer_token
 from tframex_asgi.auth.cache import TTLCache
-from tframex_asgi.auth.idp import KeySource, get_http, load_static_key
+from tframex_asgi.auth.idp import HttpClient, KeySource, load_static_key
 from tframex_asgi.auth.principal import Principal
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
     from tframex_asgi.config.security import JWTConfig
-    from tframex_asgi.services import Services
     from tframex_asgi.types import Scope
 
 __all__ = ["JWTProvider", "JWTVerifier", "bearer_token", "claim_path", "claim_strings", "external_principal"]
@@ -151,15 +150,17 @@ class JWTProvider:
         self._challenge = f'Bearer realm="{realm}"'.encode()
 
     @classmethod
-    def from_config(cls, cfg: JWTConfig, services: Services, resolver: PermissionResolver) -> JWTProvider:
+    def from_config(
+        cls, cfg: JWTConfig, resolver: PermissionResolver, clock: Clock, http: HttpClient | None = None
+    ) -> JWTProvider:
+        """``http``: the client for ``cfg.jwks_url`` (None when no JWKS URL is configured)."""
         static = []
         if cfg.secret and any(a.startswith("HS") for a in cfg.algorithms):
             static.append(load_static_key(cfg.secret, "oct"))
         if cfg.public_key:
             static.append(load_static_key(cfg.public_key))
-        http = get_http(services, cfg.timeout) if cfg.jwks_url else None
         keys = KeySource(
-            services.clock,
+            clock,
             static=static,
             jwks_url=cfg.jwks_url,
             http=http,
@@ -168,7 +169,7 @@ class JWTProvider:
         )
         verifier = JWTVerifier(
             keys,
-            services.clock,
+            clock,
             algorithms=cfg.algorithms,
             issuer=cfg.issuer,
             audience=cfg.audience,
@@ -178,7 +179,7 @@ class JWTProvider:
         return cls(
             verifier,
             resolver,
-            services.clock,
+            clock,
             roles_claim=cfg.roles_claim,
             scopes_claim=cfg.scopes_claim,
             username_claim=cfg.username_claim,

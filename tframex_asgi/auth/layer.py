@@ -23,17 +23,16 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError, PermissionResolver
+from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError
 from tframex_asgi.auth.principal import set_anonymous, set_principal
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
 
 if TYPE_CHECKING:
-    from tframex_asgi.services import Services
     from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["AuthenticationMiddleware", "build_layer", "build_providers"]
+__all__ = ["AuthenticationMiddleware"]
 
 logger = logging.getLogger("tframex_asgi.auth")
 
@@ -235,53 +234,3 @@ class AuthenticationMiddleware:
             await send_json_error(
                 send, 503, "idp_unavailable", "authentication is temporarily unavailable", [(b"retry-after", b"5")]
             )
-
-
-def build_providers(services: Services) -> list[AuthProvider]:
-    """The enabled providers in trial order (API keys alone when none is enabled)."""
-    from tframex_asgi.auth.changes import on_change, watch_changes
-    from tframex_asgi.auth.store import get_identity_store
-
-    cfg = services.config.security.auth_providers
-    resolver = PermissionResolver(services)
-    providers: list[AuthProvider] = []
-    for name in cfg.enabled_in_order:
-        if name == "api_key":
-            from tframex_asgi.auth.api_key import APIKeyProvider
-
-            providers.append(
-                APIKeyProvider(get_identity_store(services), resolver, services.clock, cfg.api_key.header_name)
-            )
-        elif name == "basic":
-            from tframex_asgi.auth.basic import BasicAuthProvider
-
-            providers.append(BasicAuthProvider(get_identity_store(services), resolver, cfg.basic.realm))
-        elif name == "jwt":
-            from tframex_asgi.auth.jwt import JWTProvider
-
-            jwt_provider = JWTProvider.from_config(cfg.jwt, services, resolver)
-            on_change(services, jwt_provider.cache.clear)
-            providers.append(jwt_provider)
-        elif name == "oauth2":
-            from tframex_asgi.auth.oauth2 import OAuth2Provider
-
-            oauth2_provider = OAuth2Provider.from_config(cfg.oauth2, services, resolver)
-            on_change(services, oauth2_provider.cache.clear)
-            providers.append(oauth2_provider)
-    if any(p.name in ("jwt", "oauth2") for p in providers):
-        watch_changes(services)  # role definitions changed elsewhere reach token principals too
-    return providers
-
-
-def build_layer(app: ASGIApp, services: Services) -> ASGIApp | None:
-    security = services.config.security
-    providers = build_providers(services)
-    names = {p.name for p in providers}
-    return AuthenticationMiddleware(
-        app,
-        providers,
-        api_key_header=security.auth_providers.api_key.header_name if "api_key" in names else None,
-        public_paths=security.public_paths,
-        require_auth=security.require_auth,
-        failures=services.extras.get("auth_failures"),
-    )

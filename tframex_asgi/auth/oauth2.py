@@ -24,14 +24,13 @@ from tframex_asgi.auth.base import (
     bearer_token,
 )
 from tframex_asgi.auth.cache import TTLCache
-from tframex_asgi.auth.idp import HttpClient, KeySource, get_http
+from tframex_asgi.auth.idp import HttpClient, KeySource
 from tframex_asgi.auth.jwt import JWTVerifier, claim_strings, external_principal
 from tframex_asgi.auth.principal import Principal
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
     from tframex_asgi.config.security import OAuth2Config
-    from tframex_asgi.services import Services
     from tframex_asgi.types import Scope
 
 __all__ = ["OAuth2Provider"]
@@ -65,12 +64,6 @@ class OAuth2Provider:
         self._failed_at: float | None = None
         self._lock = asyncio.Lock()
         self._challenge = b'Bearer realm="tframex"'
-
-    @classmethod
-    def from_config(cls, cfg: OAuth2Config, services: Services, resolver: PermissionResolver) -> OAuth2Provider:
-        provider = cls(cfg, get_http(services, cfg.timeout), resolver, services.clock)
-        services.on_startup(provider.warm)
-        return provider
 
     def challenge(self) -> bytes:
         return self._challenge

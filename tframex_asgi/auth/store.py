@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.base import CredentialError
 from tframex_asgi.auth.cache import TTLCache
-from tframex_asgi.auth.changes import publish_change, watch_changes
+from tframex_asgi.auth.changes import publish_change
 from tframex_asgi.auth.passwords import PasswordHasher
 from tframex_asgi.errors import ConflictError, ValidationError
 
@@ -294,24 +294,5 @@ class IdentityStore:
 
 
 def get_identity_store(services: Services) -> IdentityStore:
-    """The process's IdentityStore, cached in ``services.extras["identity"]``."""
-    store: IdentityStore | None = services.extras.get("identity")
-    if store is None:
-        providers = services.config.security.auth_providers
-        basic = providers.basic
-        hasher = PasswordHasher(
-            time_cost=basic.argon2_time_cost,
-            memory_cost=basic.argon2_memory_kib,
-            parallelism=basic.argon2_parallelism,
-        )
-        store = IdentityStore(
-            services.storage,
-            services.clock,
-            hasher=hasher,
-            key_cache_ttl=providers.api_key.cache_ttl,
-            login_cache_ttl=basic.cache_ttl,
-        )
-        services.extras["identity"] = store
-        services.on_shutdown(store.drain)
-        watch_changes(services)
-    return store
+    """The stack's identity store: ``services.identity``."""
+    return services.identity

@@ -3,8 +3,8 @@
 Routes (permission enforced by the authorization layer, see DESIGN.md): GET /healthz, /readyz;
 GET /agents, POST /agents/{name}/run; GET /tools, POST /tools/{name}/call; GET /flows,
 POST /flows/{name}/run; GET/DELETE /conversations[/{id}]; the OpenAI-compatible
-POST /v1/chat/completions, POST /v1/responses, GET /v1/models[/{id}]; plus routes other features
-register in ``services.extras["routes"]`` (admin, metrics, audit).
+POST /v1/chat/completions, POST /v1/responses, GET /v1/models[/{id}]; plus the stack's own
+routes in ``services.routes`` (admin, metrics, audit).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from tframex_asgi.endpoint import handlers
 from tframex_asgi.endpoint.conversations import ConversationStore, conversation_cache
 from tframex_asgi.endpoint.openai import chat, models, responses
 from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
+from tframex_asgi.endpoint.recorder import enable_recording
 from tframex_asgi.endpoint.runner import AgentRunner
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.mcp.capture import install as _install_mcp_capture
-from tframex_asgi.mcp.wiring import attach_mcp
+from tframex_asgi.mcp.wiring import hub_for
 from tframex_asgi.rbac.resources import ResourceGuard
 from tframex_asgi.services import Services
 from tframex_asgi.types import Receive, Scope, Send
@@ -61,8 +62,10 @@ class TFrameXEndpoint:
         self._services = services
         self._owns_services = services is None
         self._router: Router | None = None
+        self._runner: AgentRunner | None = None
+        self.models_created: int | None = None  # GET /v1/models' "created": first asked
         if services is not None:
-            attach_mcp(app, services, mcp_config_file)
+            self._attach_mcp(services)
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -71,37 +74,43 @@ class TFrameXEndpoint:
         self._services = services
         self._owns_services = False
         self._router = None
+        self._runner = None
         # The stack reshapes its own errors (401/403/413/429) for these paths, see context.py.
-        services.extras["openai_prefix"] = OPENAI_PREFIX
-        # Open the storage now so its connect hook runs at startup, not lazily mid-request.
-        services.storage  # noqa: B018
-        attach_mcp(self.tframex, services, self.mcp_config_file)
+        services.openai_prefix = OPENAI_PREFIX
+        self._attach_mcp(services)
         if services.config.persistence.enabled:
-            from tframex_asgi.storage.recorder import enable_recording
-
             enable_recording(services)
+
+    def _attach_mcp(self, services: Services) -> None:
+        """Give ``services`` the hub of this app's MCP servers (the first endpoint's wins),
+        started and stopped with them."""
+        if services.mcp is not None:
+            return
+        hub = hub_for(self.tframex, services.clock, lambda: services.built("metrics"), self.mcp_config_file)
+        if hub is not None:
+            services.mcp = hub
+            services.on_startup(hub.start)
+            services.on_shutdown(hub.stop)
 
     @property
     def services(self) -> Services:
         if self._services is None:
             self._services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
-            attach_mcp(self.tframex, self._services, self.mcp_config_file)
+            self._attach_mcp(self._services)
         return self._services
 
     @property
     def runner(self) -> AgentRunner:
-        runner = self.services.extras.get("runner")
-        if runner is None:
-            runner = AgentRunner(
+        if self._runner is None:
+            self._runner = AgentRunner(
                 self.tframex,
                 events=self.services.events,
                 clock=self.services.clock,
                 history_limit=self.services.config.server.history_limit,
                 guard=ResourceGuard.for_config(self.services.config),
-                mcp=self.services.extras.get("mcp"),
+                mcp=self.services.mcp,
             )
-            self.services.extras["runner"] = runner
-        return runner  # type: ignore[no-any-return]
+        return self._runner
 
     @property
     def conversations(self) -> ConversationStore:
@@ -139,7 +148,7 @@ class TFrameXEndpoint:
             r("/v1/models", models.list_models, ["GET"]),
             r("/v1/models/{id}", models.get_model, ["GET"]),
         ]
-        return own + list(self.services.extras.get("routes", ()))
+        return own + list(self.services.routes)
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         get_state(scope)["route"] = "<unmatched>"

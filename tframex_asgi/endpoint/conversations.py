@@ -95,10 +95,10 @@ class ConversationCache:
 
 
 def conversation_cache(services: Any) -> ConversationCache:
-    """The cache shared by one stack's requests (in ``services.extras``)."""
-    cache = services.extras.get("conversation_cache")
-    if not isinstance(cache, ConversationCache):
-        cache = services.extras["conversation_cache"] = ConversationCache(services.clock)
+    """The cache shared by one stack's requests and in-process runs (``services.conversation_cache``)."""
+    cache: ConversationCache | None = services.conversation_cache
+    if cache is None:
+        cache = services.conversation_cache = ConversationCache(services.clock)
     return cache
 
 

@@ -153,7 +153,7 @@ async def readyz(request: Request, ep: TFrameXEndpoint) -> Response:
         ok = False
     if not ok:
         return JSONResponse({"error": {"code": "not_ready", "message": "storage is not reachable"}}, status_code=503)
-    hub = ep.services.extras.get("mcp")
+    hub = ep.services.mcp
     if hub is None:
         return JSONResponse({"status": "ready"})
     # A configured MCP server that is down makes the instance not ready: its tools answer 503.

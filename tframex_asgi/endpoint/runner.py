@@ -65,9 +65,7 @@ class AgentRunner:
         if name not in self.app._agents:
             raise NotFoundError(f"no agent named {name!r}")
 
-    def _prepare(
-        self, name: str, history: Sequence[Message], overlay: RunOverlay | None
-    ) -> InstrumentedEngine:
+    def _prepare(self, name: str, history: Sequence[Message], overlay: RunOverlay | None) -> InstrumentedEngine:
         self._agent(name)
         engine = self._engine({name: list(history)})
         if overlay is not None and overlay.needed:

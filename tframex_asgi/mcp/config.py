@@ -25,8 +25,15 @@ __all__ = ["DEFAULT_CONFIG_FILE", "MCPServerConfig", "load_servers", "parse_serv
 DEFAULT_CONFIG_FILE = "servers_config.json"
 Transport = Literal["stdio", "streamable-http", "sse"]
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_COMMON = {"type", "init_step_timeout", "tool_call_timeout", "ping_interval", "resource_read_timeout",
-           "prompt_get_timeout", "description"}
+_COMMON = {
+    "type",
+    "init_step_timeout",
+    "tool_call_timeout",
+    "ping_interval",
+    "resource_read_timeout",
+    "prompt_get_timeout",
+    "description",
+}
 _KEYS: dict[str, set[str]] = {
     "stdio": _COMMON | {"command", "args", "env", "cwd"},
     "streamable-http": _COMMON | {"url", "headers"},
@@ -106,9 +113,7 @@ def parse_servers(data: Any, *, environ: Mapping[str, str] | None = None) -> tup
     env = os.environ if environ is None else environ
     if not isinstance(data, Mapping) or not isinstance(data.get("mcpServers"), Mapping):
         raise ConfigError("mcpServers", "the MCP config must be an object with an 'mcpServers' object")
-    return tuple(
-        _server(alias, entry, f"mcpServers.{alias}", env) for alias, entry in data["mcpServers"].items()
-    )
+    return tuple(_server(alias, entry, f"mcpServers.{alias}", env) for alias, entry in data["mcpServers"].items())
 
 
 def load_servers(

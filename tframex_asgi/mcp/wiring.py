@@ -1,36 +1,27 @@
-"""Give an endpoint's services an :class:`MCPHub` for its app's MCP config, run by lifespan."""
+"""An :class:`MCPHub` for a ``TFrameXApp``'s MCP config (the endpoint gives it to its services)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from tframex_asgi.clock import Clock
 from tframex_asgi.mcp.capture import config_file_of
 from tframex_asgi.mcp.config import load_servers
+from tframex_asgi.mcp.hub import MCPHub
 from tframex_asgi.mcp.metrics import call_recorder
 
-if TYPE_CHECKING:
-    from tframex_asgi.mcp.hub import MCPHub
-    from tframex_asgi.services import Services
-
-__all__ = ["attach_mcp"]
+__all__ = ["hub_for"]
 
 
-def attach_mcp(app: Any, services: Services, config_file: str | None = None) -> MCPHub | None:
-    """The hub in ``services.extras["mcp"]`` (created once), or None when no server is configured.
+def hub_for(app: Any, clock: Clock, metrics: Callable[[], Any], config_file: str | None = None) -> MCPHub | None:
+    """The hub of ``app``'s MCP servers (``config_file`` overrides the app's own), or None when
+    none is configured. ``metrics()``: the metrics collector calls are recorded on, if any.
 
     The file is read now, when the stack is built, so a bad entry fails the build with its path.
     """
-    existing: MCPHub | None = services.extras.get("mcp")
-    if existing is not None:
-        return existing
     path = config_file or config_file_of(app)
     configs = load_servers(path) if path else ()
     if not configs:
         return None
-    from tframex_asgi.mcp.hub import MCPHub
-
-    hub = MCPHub(configs, clock=services.clock, on_call=call_recorder(services.extras))
-    services.extras["mcp"] = hub
-    services.on_startup(hub.start)
-    services.on_shutdown(hub.stop)
-    return hub
+    return MCPHub(configs, clock=clock, on_call=call_recorder(metrics))

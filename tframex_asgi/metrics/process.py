@@ -41,13 +41,13 @@ def open_fds() -> Iterable[Sample]:
         return []
 
 
-def writer_callbacks(extras: dict[str, Any]) -> dict[str, Callback]:
-    """Queue depth and spill/drop totals of ``extras["writer"]``, looked up at collection time
-    (the storage layer may create the writer after the metrics layer is built)."""
+def writer_callbacks(current: Callable[[], Any]) -> dict[str, Callback]:
+    """Queue depth and spill/drop totals of the write queue ``current()`` returns (None when
+    there is none), looked up at collection time: the queue may be created after the collector."""
 
     def stat(attr: str) -> Callable[[], Iterable[Sample]]:
         def read() -> Iterable[Sample]:
-            writer = extras.get("writer")
+            writer = current()
             value = getattr(writer, attr, None) if writer is not None else None
             return [((), float(value))] if isinstance(value, int | float) else []
 

@@ -1,5 +1,5 @@
 """``GET /metrics`` served by the TFrameX endpoint (so authentication and the ``metrics.view``
-permission apply), registered through ``services.extras["routes"]``."""
+permission apply), served from ``services.routes``."""
 
 from __future__ import annotations
 

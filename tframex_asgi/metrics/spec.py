@@ -102,9 +102,7 @@ CATALOGUE: dict[str, MetricSpec] = {
             "tool",
             "status",
         ),
-        spec(
-            "mcp_tool_duration_seconds", "histogram", "MCP tool call latency", "server", "tool", buckets=TOOL_BUCKETS
-        ),
+        spec("mcp_tool_duration_seconds", "histogram", "MCP tool call latency", "server", "tool", buckets=TOOL_BUCKETS),
         spec("flow_executions_total", "counter", "Flow runs by flow and outcome", "flow", "status"),
         spec("flow_duration_seconds", "histogram", "Flow run duration", "flow", buckets=AGENT_BUCKETS),
         spec(

@@ -24,12 +24,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tframex_asgi.errors import ConfigError
 from tframex_asgi.metrics.backend import Exemplar, Recorder
 from tframex_asgi.metrics.spec import MetricSpec
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
-    from tframex_asgi.config.metrics import StorageMetricsConfig
+    from tframex_asgi.config.metrics import MetricsConfig, StorageMetricsConfig
     from tframex_asgi.storage.base import BaseStorage
     from tframex_asgi.storage.queue import WriteQueue
 
@@ -182,17 +183,11 @@ class StorageMetricsBackend:
         return f"StorageMetricsBackend(series={len(self._series)}, rows_written={self.rows_written})"
 
 
-def storage_backend(services: Any, path: str) -> StorageMetricsBackend:
-    """The backend of ``services`` (needs persistence on: the rows go to its storage)."""
-    from tframex_asgi.errors import ConfigError
-    from tframex_asgi.storage.queue import get_writer
-
-    if not services.config.persistence.enabled:
+def storage_backend(
+    cfg: MetricsConfig, parts: tuple[Any, BaseStorage] | None, clock: Clock, path: str
+) -> StorageMetricsBackend:
+    """The backend writing to ``parts`` = (write queue, storage); None (persistence off) is refused."""
+    if parts is None:
         raise ConfigError(path, "writes to the metrics table: needs persistence enabled (enable_persistence=True)")
-    return StorageMetricsBackend(
-        services.config.metrics.backends.storage,
-        get_writer(services),
-        services.storage,
-        services.clock,
-        export_interval=services.config.metrics.export_interval,
-    )
+    writer, storage = parts
+    return StorageMetricsBackend(cfg.backends.storage, writer, storage, clock, export_interval=cfg.export_interval)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tframex_asgi.auth.changes import publish_change, watch_changes
+from tframex_asgi.auth.changes import publish_change
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.security import RBACConfig
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
@@ -315,12 +315,5 @@ def _is_uuid(value: Any) -> bool:
 
 
 def get_rbac(services: Services) -> RBACEngine:
-    """The stack's engine (``services.extras["rbac"]``), seeded and loaded at startup."""
-    engine = services.extras.get("rbac")
-    if engine is None:
-        storage = services.storage  # first: its connect hook must run before our seeding
-        engine = RBACEngine(storage, services.clock, services.config.security.rbac)
-        services.extras["rbac"] = engine
-        services.on_startup(engine.start)
-        watch_changes(services)
-    return engine  # type: ignore[no-any-return]
+    """The stack's engine: ``services.rbac`` (seeded and loaded at startup)."""
+    return services.rbac

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
 from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path, parse_rule
-from tframex_asgi.rbac.discover import AUTHENTICATED, guarded_routes
+from tframex_asgi.rbac.discover import AUTHENTICATED
 from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
-from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from tframex_asgi.config import EnterpriseConfig
+    from tframex_asgi.config.security import AuthProvidersConfig
 
-__all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table", "config_route_table"]
+__all__ = ["AuthorizationMiddleware", "build_route_table", "challenge_for", "config_route_table"]
 
 logger = logging.getLogger("tframex_asgi.rbac")
 _OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
@@ -150,8 +150,8 @@ class AuthorizationMiddleware:
         await send_json_error(send, status, code, message, headers)
 
 
-def _challenge(services: Services) -> str:
-    providers = services.config.security.auth_providers
+def challenge_for(providers: AuthProvidersConfig) -> str:
+    """The ``WWW-Authenticate`` challenge of a 401 for the enabled providers."""
     enabled = providers.enabled_in_order
     parts = []
     if "api_key" in enabled:
@@ -161,31 +161,3 @@ def _challenge(services: Services) -> str:
     if "jwt" in enabled or "oauth2" in enabled:
         parts.append("Bearer")
     return ", ".join(parts) or "ApiKey"
-
-
-def build_layer(app: ASGIApp, services: Services) -> ASGIApp:
-    """Stack builder: seeds RBAC at startup, registers the admin API, wraps ``app``."""
-    from tframex_asgi.rbac.engine import get_rbac
-
-    security = services.config.security
-    get_rbac(services)
-    if security.rbac.admin_api:
-        from tframex_asgi.admin.routes import admin_routes
-
-        services.extras.setdefault("routes", []).extend(admin_routes(services))
-    table = config_route_table(services.config, guarded_routes(app))
-    # The context layer (built after this one, outermost) matches it once per request.
-    services.extras["route_table"] = table
-    logger.debug("authorization: %d route rules", len(table))
-
-    async def learn_late_routes() -> None:
-        # Routers included after the stack was built: their guarded routes are added now
-        # (never replacing a rule the table already has).
-        for rule, value in guarded_routes(app).items():
-            try:
-                table.add(rule, value)
-            except ValueError:
-                continue
-
-    services.on_startup(learn_late_routes)
-    return AuthorizationMiddleware(app, routes=table, challenge=_challenge(services))

@@ -278,12 +278,5 @@ class WriteQueue(BatchWriting):
 
 
 def get_writer(services: Services) -> WriteQueue:
-    """The stack's write queue (created once, started and flushed/stopped with lifespan)."""
-    writer = services.extras.get("writer")
-    if not isinstance(writer, WriteQueue):
-        storage = services.storage  # registers the storage's own hooks first: it closes after us
-        writer = WriteQueue(storage, services.config.persistence.queue)
-        services.extras["writer"] = writer
-        services.on_startup(writer.start)
-        services.on_shutdown(writer.stop)
-    return writer
+    """The stack's write queue: ``services.writer``."""
+    return services.writer

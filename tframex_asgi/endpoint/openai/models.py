@@ -24,10 +24,9 @@ __all__ = ["check_model", "get_model", "list_models"]
 
 def _created(ep: TFrameXEndpoint) -> int:
     # OpenAI's "created" is when a model appeared; ours appear when the endpoint first serves.
-    created = ep.services.extras.get("openai_models_created")
-    if created is None:
-        created = ep.services.extras["openai_models_created"] = int(ep.services.clock.time())
-    return int(created)
+    if ep.models_created is None:
+        ep.models_created = int(ep.services.clock.time())
+    return ep.models_created
 
 
 def _model(name: str, created: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tframex_asgi.events import (
     ToolCalled,
 )
 from tframex_asgi.storable import storable_json, storable_text
-from tframex_asgi.storage.queue import WriteQueue, get_writer
+from tframex_asgi.storage.queue import WriteQueue
 from tframex_asgi.storage.validate import MAX_VALUE_CHARS
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Recorder", "enable_recording"]
 
-logger = logging.getLogger("tframex_asgi.storage.recorder")
+logger = logging.getLogger("tframex_asgi.endpoint.recorder")
 Item = tuple[str, dict[str, Any]]
 MAX_OPEN_RUNS = 10_000  # runs whose end never came (a bug) must not grow memory without bound
 
@@ -197,11 +197,10 @@ class Recorder:
 
 
 def enable_recording(services: Services) -> Recorder:
-    """Subscribe a recorder to ``services.events`` (once); rows go through :func:`get_writer`."""
-    recorder = services.extras.get("recorder")
-    if not isinstance(recorder, Recorder):
-        recorder = Recorder(get_writer(services))
-        services.extras["recorder"] = recorder
+    """Subscribe a recorder to ``services.events`` (once per stack); rows go through ``services.writer``."""
+    recorder = services.recorder
+    if recorder is None:
+        recorder = services.recorder = Recorder(services.writer)
         services.on_shutdown(_unsubscriber(services.events.subscribe(recorder)))
     return recorder
 
