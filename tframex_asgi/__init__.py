@@ -10,6 +10,7 @@ from tframex_asgi.stack import EnterpriseMiddleware, EnterpriseStack, build_stac
 
 if TYPE_CHECKING:
     from tframex_asgi.app import EnterpriseTFrameXApp
+    from tframex_asgi.endpoint import TFrameXEndpoint, create_app
 
     TFrameXApp = EnterpriseTFrameXApp
 
@@ -27,17 +28,23 @@ __all__ = [
     "Services",
     "TFrameXASGIError",
     "TFrameXApp",
+    "TFrameXEndpoint",
     "__version__",
     "build_stack",
+    "create_app",
     "load_config",
     "loads_config",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: importing the drop-in app imports tframex, which the middlewares alone never need.
+    # Lazy: the drop-in app and the endpoint import tframex, which the middlewares alone never need.
     if name in ("TFrameXApp", "EnterpriseTFrameXApp"):
         from tframex_asgi.app import EnterpriseTFrameXApp
 
         return EnterpriseTFrameXApp
+    if name in ("TFrameXEndpoint", "create_app"):
+        from tframex_asgi import endpoint
+
+        return getattr(endpoint, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,7 @@ async def bootstrap_admin(services: Services, *, username: str = "admin") -> tup
     user_id = str(user["id"])
     await rbac.grant(user_id, "admin")
     row, key = await identity.create_api_key(user_id, name="bootstrap")
-    audit = services.audit
+    audit = services.built("audit_logger")
     if audit is not None:
         audit.log_change(
             principal=None, action="user.bootstrap", resource_type="user", resource_id=user_id,

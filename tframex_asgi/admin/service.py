@@ -44,7 +44,7 @@ class AdminService:
         self.identity = identity
 
     def _audit(self, by: Any, action: str, rtype: str, rid: str | None, scope: Scope | None, **values: Any) -> None:
-        audit = self.services.audit
+        audit = self.services.built("audit_logger")  # the stack's logger, if audit is on
         if audit is not None:
             audit.log_change(
                 principal=by, action=action, resource_type=rtype, resource_id=rid,
