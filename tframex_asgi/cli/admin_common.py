@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from tframex_asgi.admin.service import AdminService, get_admin
+from tframex_asgi.cli.common import config_from_args
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError, NotFoundError
 from tframex_asgi.services import Services
@@ -55,8 +56,6 @@ def require_durable_storage(config: EnterpriseConfig) -> None:
 
 
 def run_admin(args: argparse.Namespace, work: Callable[[AdminService], Awaitable[T]]) -> T:
-    from tframex_asgi.cli.common import config_from_args
-
     config = config_from_args(args)
     require_durable_storage(config)
     return asyncio.run(with_admin(config, work))
