@@ -1,6 +1,6 @@
-"""Micro-benchmark of the metrics layer's per-request cost (not a test: run it by hand).
+"""Micro-benchmark of the metrics layer's per-request cost.
 
-    .venv/bin/python -m tests.metrics.bench_layer [requests]
+    .venv/bin/python -m benchmarks.bench_metrics_layer [requests]
 
 Drives a bare ASGI app directly (no server, no HTTP parsing) with and without the metrics
 layer and prints the difference per request, for the Prometheus backend, Prometheus+StatsD,
