@@ -5,7 +5,7 @@ The route table used to try its rules one by one (most specific first) once its 
 node per segment: the literal child (a dict lookup), the parameter children whose convertor
 accepts the segment (``str``, ``int``, ``uuid``), and a rest-of-path rule. Every rule reached is
 a match; the winner is the one the linear scan would have picked, the lowest (specificity,
-insertion order), so the answers are unchanged (``tests/rbac/test_route_trie.py`` checks that
+insertion order), so the answers are unchanged (``tests/test_routetrie.py`` checks that
 against the scan).
 """
 
