@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from tframex_asgi.util import as_naive_utc
+
 __all__ = ["json_default", "utc_iso"]
 
 
 def utc_iso(value: dt.datetime) -> str:
-    moment = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-    return moment.isoformat(timespec="microseconds") + "Z"
+    return as_naive_utc(value).isoformat(timespec="microseconds") + "Z"
 
 
 def json_default(value: Any) -> Any:
