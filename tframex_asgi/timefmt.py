@@ -2,7 +2,7 @@
 
 Stored times are naive UTC (the storage layer's canonical form); aware ones are converted.
 ``2026-12-06T21:41:40.581683Z`` sorts as text, parses with ``datetime.fromisoformat`` (3.11+)
-and is what ``GET /audit`` has always returned.
+and is the form ``GET /audit`` returns, so a client parses one form everywhere.
 """
 
 from __future__ import annotations
