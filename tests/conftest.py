@@ -1,5 +1,6 @@
 """Fixtures for the real services: a PostgreSQL database per test run, a Redis key prefix per
-test run, and a moto S3 server on a random loopback port.
+test run, and a moto S3 server on a random loopback port; ``relational``, a storage opened on each
+backend that enforces UNIQUE and foreign keys (for any package whose rows go through storage).
 
 Under CI (CI=true) a missing service fails the test; elsewhere it skips with the reason.
 """
@@ -11,13 +12,20 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tframex_asgi.storage import BaseStorage
 
 PG_ADMIN_DSN = os.environ.get("TFRAMEX_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TFRAMEX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 RUN_ID = uuid.uuid4().hex[:10]
+
+# own_postgres and own_redis, for the tests that stop and restart a server of their own.
+pytest_plugins = ["tests.own_services"]
 
 
 def service_missing(what: str, exc: BaseException) -> None:
@@ -122,3 +130,42 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 async def tmp_sqlite_url(tmp_path: os.PathLike[str]) -> AsyncIterator[str]:
     yield f"sqlite:///{os.fspath(tmp_path)}/test.db"
+
+
+# The backends that enforce UNIQUE and foreign keys (S3 is an archive and does not).
+RELATIONAL = ["memory", "sqlite", "postgresql"]
+
+
+def url_for_backend(kind: str, request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    # Sync on purpose: pg_schema_dsn creates its schema with asyncio.run().
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{os.fspath(tmp_path)}/contract.db"
+    if kind == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        return f"s3://tframex-{uuid.uuid4().hex[:12]}/archive?endpoint_url={endpoint}"
+    return str(request.getfixturevalue("pg_schema_dsn"))
+
+
+async def connected(url: str) -> AsyncIterator[BaseStorage]:
+    """A connected storage at ``url``, closed when the fixture using it ends."""
+    from tframex_asgi.storage import open_storage
+
+    store = open_storage(url)
+    await store.connect()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture(params=RELATIONAL)
+def relational_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    return url_for_backend(request.param, request, tmp_path)
+
+
+@pytest.fixture
+async def relational(relational_url: str) -> AsyncIterator[BaseStorage]:
+    async for store in connected(relational_url):
+        yield store

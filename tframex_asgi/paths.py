@@ -19,6 +19,7 @@ from urllib.parse import unquote_to_bytes
 from tframex_asgi.routetrie import UUID_RE as _UUID
 from tframex_asgi.routetrie import SegmentTrie
 from tframex_asgi.types import Scope
+from tframex_asgi.util import memo_put
 
 __all__ = [
     "ANY_METHOD",
@@ -259,8 +260,8 @@ class RouteTable(Generic[T]):
         except KeyError:
             pass
         answer = self._match(method, path)
-        if len(self._memo) < _MEMO_SIZE and len(path) <= _MEMO_PATH:
-            self._memo[memo_key] = answer
+        if len(path) <= _MEMO_PATH:
+            memo_put(self._memo, memo_key, answer, _MEMO_SIZE, evict=False)
         return answer
 
     def _match(self, method: str, path: str) -> tuple[str, T] | None:

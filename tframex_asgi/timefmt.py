@@ -2,7 +2,7 @@
 
 Stored times are naive UTC (the storage layer's canonical form); aware ones are converted.
 ``2026-12-06T21:41:40.581683Z`` sorts as text, parses with ``datetime.fromisoformat`` (3.11+)
-and is what ``GET /audit`` has always returned.
+and is the form ``GET /audit`` returns, so a client parses one form everywhere.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from tframex_asgi.util import as_naive_utc
+
 __all__ = ["json_default", "utc_iso"]
 
 
 def utc_iso(value: dt.datetime) -> str:
-    moment = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-    return moment.isoformat(timespec="microseconds") + "Z"
+    return as_naive_utc(value).isoformat(timespec="microseconds") + "Z"
 
 
 def json_default(value: Any) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.audit.conftest import ALICE, ListSink
-from tests.audit.test_cli import KEY, populate
+from tests.cli.test_audit import KEY, populate
 from tframex_asgi.audit.logger import AuditLogger
 from tframex_asgi.cli import main
 from tframex_asgi.clock import ManualClock

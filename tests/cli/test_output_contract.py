@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.audit.test_cli import populate, tamper
+from tests.cli.test_audit import populate, tamper
 from tests.cli.test_cli_honesty import setup_config
 from tframex_asgi import build_stack
 from tframex_asgi.admin.bootstrap import bootstrap_admin

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.metrics.helpers import value
-from tests.ops.test_routes_any_app import starlette_app
+from tests.test_routes_layer import starlette_app
 from tframex_asgi import build_stack
 from tframex_asgi.admin.bootstrap import bootstrap_admin
 

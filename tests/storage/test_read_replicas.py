@@ -15,11 +15,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import service_missing
-
-try:  # the own-cluster helpers live in tests/own_services.py on newer trees
-    from tests.own_services import Cluster, _pg_bin  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    from tests.test_pg_restart import Cluster, _pg_bin
+from tests.own_services import Cluster, _pg_bin
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError
 from tframex_asgi.storage import open_storage

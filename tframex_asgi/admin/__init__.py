@@ -1,4 +1,5 @@
-"""Administration of users, roles and API keys: HTTP routes, CLI support and first-start bootstrap."""
+"""Administration of users, roles and API keys: HTTP routes, the service behind them and the
+``users``/``roles``/``keys`` commands (tframex_asgi.cli.admin_common), and first-start bootstrap."""
 
 from __future__ import annotations
 

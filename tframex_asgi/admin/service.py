@@ -23,6 +23,7 @@ from tframex_asgi.auth.principal import stored_user_id
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tframex_asgi.rbac.engine import RBACEngine, check_can_assign
 from tframex_asgi.types import Scope
+from tframex_asgi.util import is_uuid
 
 if TYPE_CHECKING:
     from tframex_asgi.auth.store import IdentityStore
@@ -210,7 +211,7 @@ class AdminService:
 
     async def revoke_key(self, key_id: str, *, by: Any = None, scope: Scope | None = None) -> bool:
         _require(by, "user.manage")
-        rows = await self.services.storage.read("api_keys", {"id": key_id}, limit=1) if _uuid(key_id) else []
+        rows = await self.services.storage.read("api_keys", {"id": key_id}, limit=1) if is_uuid(key_id) else []
         if not rows:
             return False
         await self._outranks(by, str(rows[0]["user_id"]), "revoking a key of")
@@ -219,16 +220,6 @@ class AdminService:
         if revoked:
             self._audit(by, "api_key.revoke", "api_key", key_id, scope, old={"user_id": str(rows[0]["user_id"])})
         return revoked
-
-
-def _uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return False
-    return True
 
 
 def get_admin(services: Services) -> AdminService:

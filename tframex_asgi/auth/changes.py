@@ -22,11 +22,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.storage.memory import MemoryStorage
+from tframex_asgi.util import naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
@@ -64,7 +64,7 @@ async def publish_change(
         "resource_id": resource_id,
         "action": action,
         "status": "success",
-        "created_at": datetime.fromtimestamp(clock.time(), UTC).replace(tzinfo=None),
+        "created_at": naive_utc(clock.time()),
     }
     try:
         await storage.write("events", row)

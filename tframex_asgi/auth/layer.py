@@ -86,7 +86,7 @@ class AuthenticationMiddleware:
         self.require_auth = require_auth
         self.failures = failures
         # Optional capability of the brute-force guard (contracts.md only promises blocked and
-        # record_failure): without it, every request is checked as before.
+        # record_failure): without it, no request skips the brute-force lookup.
         self._suspect = getattr(failures, "suspect", None)
         # Providers that can answer from their cache without I/O (optional ``cached``).
         self._cached = {id(p): fn for p in self.providers if (fn := getattr(p, "cached", None)) is not None}
@@ -94,7 +94,8 @@ class AuthenticationMiddleware:
         kinds: dict[bytes, int] = dict.fromkeys(SPOOFABLE, _SPOOFED)
         if self.api_key_header is not None:
             kinds[self.api_key_header] = _API_KEY
-        kinds[b"authorization"] = _AUTHORIZATION  # checked first, as it always was
+        # Set last: an api_key_header configured as "Authorization" still reads Bearer/Basic.
+        kinds[b"authorization"] = _AUTHORIZATION
         self._header_kinds = kinds
 
     def _credentials(self, scope: Scope) -> Credentials:

@@ -12,6 +12,7 @@ from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedU
 
 from tframex_asgi.context import RequestState, get_state
 from tframex_asgi.types import Scope
+from tframex_asgi.util import memo_put
 
 __all__ = ["AUTH_METHODS", "Principal", "set_anonymous", "set_principal", "stored_user_id", "subject_of"]
 
@@ -82,9 +83,7 @@ _SORTED_MAX = 4096
 def _sorted_scopes(permissions: frozenset[str]) -> tuple[str, ...]:
     scopes = _SORTED.get(permissions)
     if scopes is None:
-        if len(_SORTED) >= _SORTED_MAX:
-            _SORTED.clear()
-        scopes = _SORTED[permissions] = tuple(sorted(permissions))
+        scopes = memo_put(_SORTED, permissions, tuple(sorted(permissions)), _SORTED_MAX)
     return scopes
 
 

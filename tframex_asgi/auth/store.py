@@ -24,6 +24,7 @@ from tframex_asgi.auth.cache import TTLCache
 from tframex_asgi.auth.changes import publish_change
 from tframex_asgi.auth.passwords import PasswordHasher
 from tframex_asgi.errors import ConflictError, ValidationError
+from tframex_asgi.util import as_naive_utc, is_uuid, naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.auth.principal import Principal
@@ -55,14 +56,6 @@ def to_epoch(value: Any) -> float | None:
         # TIMESTAMP columns have no zone; we always write UTC.
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     raise ValidationError(f"not a timestamp: {type(value).__name__}")
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _is_active(row: Row) -> bool:
@@ -117,7 +110,7 @@ class IdentityStore:
 
     def _now(self) -> datetime:
         # Naive UTC: TIMESTAMP (without time zone) columns accept it on every backend.
-        return datetime.fromtimestamp(self.clock.time(), UTC).replace(tzinfo=None)
+        return naive_utc(self.clock.time())
 
     def invalidate(self) -> None:
         self.key_cache.clear()
@@ -146,7 +139,7 @@ class IdentityStore:
         return public(row)
 
     async def get_user(self, user_id: str) -> Row | None:
-        if not _is_uuid(user_id):
+        if not is_uuid(user_id):
             return None
         row = await self._user({"id": user_id})
         return public(row) if row else None
@@ -164,7 +157,7 @@ class IdentityStore:
         return [public(r) for r in rows]
 
     async def set_active(self, user_id: str, active: bool) -> bool:
-        if not _is_uuid(user_id):
+        if not is_uuid(user_id):
             return False
         changed = await self.storage.update("users", user_id, {"is_active": bool(active), "updated_at": self._now()})
         self.invalidate()
@@ -209,10 +202,10 @@ class IdentityStore:
         expires_at: datetime | None = None,
     ) -> tuple[Row, str]:
         """A new key for ``user_id``: the row (without its hash) and the key itself, shown once."""
-        if not _is_uuid(user_id) or await self._user({"id": user_id}) is None:
+        if not is_uuid(user_id) or await self._user({"id": user_id}) is None:
             raise ValidationError(f"no user with id {user_id!r}")
-        if expires_at is not None and expires_at.tzinfo is not None:
-            expires_at = expires_at.astimezone(UTC).replace(tzinfo=None)
+        if expires_at is not None:
+            expires_at = as_naive_utc(expires_at)
         prefix = "tfx_" + secrets.token_hex(6)
         key = f"{prefix}_{secrets.token_urlsafe(32)}"
         row: Row = {
@@ -231,13 +224,13 @@ class IdentityStore:
         return public(row), key
 
     async def list_api_keys(self, user_id: str | None = None) -> list[Row]:
-        if user_id is not None and not _is_uuid(user_id):
+        if user_id is not None and not is_uuid(user_id):
             return []
         filters = {"user_id": user_id} if user_id is not None else None
         return [public(r) for r in await self.storage.read("api_keys", filters, order_by="-created_at")]
 
     async def revoke_api_key(self, key_id: str) -> bool:
-        if not _is_uuid(key_id):
+        if not is_uuid(key_id):
             return False
         rows = await self.storage.read("api_keys", {"id": key_id}, limit=1)
         if not rows:

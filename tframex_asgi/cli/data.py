@@ -117,23 +117,22 @@ def _prune(args: argparse.Namespace) -> int:
 
 async def _prune_audit(args: argparse.Namespace, storage: Any, days: int) -> int:
     """Audit rows go with a signed checkpoint, so `audit verify` still passes afterwards."""
-    from tframex_asgi.audit.logger import get_audit
     from tframex_asgi.audit.prune import prune_audit
     from tframex_asgi.services import Services
-    from tframex_asgi.storage.validate import utcnow
+    from tframex_asgi.util import naive_utc
 
     services = Services(config_from_args(args), storage=storage)
-    get_audit(services)  # before startup: its writer and logger start with the services
+    services.audit_logger  # noqa: B018 - built before startup: its writer and logger start with the services
     await services.startup()
     try:
-        return await prune_audit(services, utcnow() - timedelta(days=days))
+        return await prune_audit(services, naive_utc() - timedelta(days=days))
     finally:
         await services.shutdown()  # seals the checkpoint's chain with its end record
 
 
 def _export(args: argparse.Namespace) -> int:
     from tframex_asgi.storage.retention import age_column, export_table
-    from tframex_asgi.storage.validate import utcnow
+    from tframex_asgi.util import naive_utc
 
     backup = config_from_args(args).persistence.backup_to_s3
     target_url = args.target or (backup if isinstance(backup, str) else None)
@@ -146,7 +145,7 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError("--table", f"unknown table {args.table!r} (tables: {', '.join(TABLES)})")
     if args.prune and args.older_than is None:
         raise ConfigError("--prune", "needs --older-than")
-    before = utcnow() - timedelta(days=args.older_than) if args.older_than is not None else None
+    before = naive_utc() - timedelta(days=args.older_than) if args.older_than is not None else None
     bar = ProgressBar(args.table)
 
     async def run() -> tuple[int, int]:

@@ -6,8 +6,8 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tframex_asgi.admin.cli import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.admin.service import AdminService
+from tframex_asgi.cli.admin_common import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.cli.common import add_config_arg
 from tframex_asgi.errors import NotFoundError
 

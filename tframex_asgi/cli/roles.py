@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tframex_asgi.admin.cli import print_rows, resolve_user, run_admin
 from tframex_asgi.admin.service import AdminService
+from tframex_asgi.cli.admin_common import print_rows, resolve_user, run_admin
 from tframex_asgi.cli.common import add_config_arg
 
 __all__ = ["register"]

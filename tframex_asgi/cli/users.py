@@ -7,8 +7,8 @@ import getpass
 import sys
 from typing import Any
 
-from tframex_asgi.admin.cli import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.admin.service import AdminService
+from tframex_asgi.cli.admin_common import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.cli.common import add_config_arg
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tframex import Message
@@ -22,6 +22,7 @@ from tframex_asgi.errors import NotFoundError, ValidationError
 from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.base import BaseStorage, Row
 from tframex_asgi.timefmt import utc_iso
+from tframex_asgi.util import naive_utc
 
 __all__ = [
     "ConversationCache",
@@ -109,7 +110,7 @@ class ConversationStore:
         self.cache = cache
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.time(), UTC).replace(tzinfo=None)
+        return naive_utc(self.clock.time())
 
     async def get(self, conversation_id: str) -> Row | None:
         if self.cache is not None:

@@ -5,7 +5,7 @@ tframex 1.1.0's ``MCPManager.__init__`` starts asyncio tasks, so a module-level
 loop``, keeps ``_mcp_manager = None`` and forgets the file. :func:`install` (run when the endpoint
 is imported) makes ``TFrameXApp`` build a :class:`DeferredMCPManager` instead: it records the
 arguments and builds tframex's real manager only when plain-tframex code first uses it (inside a
-loop by then), so apps that run without tframex-asgi behave as before. The endpoint itself reads
+loop by then), so apps that run without tframex-asgi behave as with plain tframex. The endpoint itself reads
 only ``config_file_path`` and runs the servers through :class:`~tframex_asgi.mcp.hub.MCPHub`.
 """
 

@@ -1,7 +1,8 @@
 """TracingSystem: OpenTelemetry traces (optional extra ``tframex-asgi[otel]``).
 
 Imported only when ``metrics.backends.opentelemetry`` is enabled: the ASGI instrumentation
-costs ~60 µs per request even with no-op providers. HTTP server spans come from
+has a cost per request even with no-op providers (``python -m benchmarks.bench_metrics_layer``
+measures it). HTTP server spans come from
 opentelemetry-instrumentation-asgi (named after the route template, not the raw path); agent
 runs, tool calls, flows and flow steps become child spans built from the event bus:
 server > agent run > tool call, and server > flow > step > agent run.

@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.errors import ConfigError
 from tframex_asgi.metrics.backend import Exemplar, Recorder
 from tframex_asgi.metrics.spec import MetricSpec
+from tframex_asgi.util import naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
@@ -120,7 +121,7 @@ class StorageMetricsBackend:
     # -- export --------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.time(), UTC).replace(tzinfo=None)
+        return naive_utc(self.clock.time())
 
     def export(self) -> int:
         """Submit the rows of the interval that just ended; how many there were."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from tframex_asgi.config.security import RBACConfig
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tframex_asgi.rbac import store
 from tframex_asgi.rbac.permissions import ADMIN_ROLE, DEFAULT_ROLES, PERMISSIONS, is_permission_name
+from tframex_asgi.util import is_uuid, memo_put
 
 if TYPE_CHECKING:
     from tframex_asgi.services import Services
@@ -195,21 +195,19 @@ class RBACEngine:
         if cached is not None and cached[0] > now:
             return cached[1]
         names: set[str] = set()
-        if _is_uuid(user_id):
+        if is_uuid(user_id):
             rows = await self.storage.read("user_roles", {"user_id": user_id})
             names = {self._snap.names_by_id[r["role_id"]] for r in rows if r["role_id"] in self._snap.names_by_id}
         if self.default_role:
             names.add(self.default_role)
         roles = frozenset(names)
-        if len(self._users) >= _MAX_CACHED_USERS:
-            self._users.clear()
-        self._users[user_id] = (now + self.ttl, roles)
+        memo_put(self._users, user_id, (now + self.ttl, roles), _MAX_CACHED_USERS)
         return roles
 
     async def stored_roles(self, user_id: str) -> frozenset[str]:
         """Roles granted to ``user_id`` in storage (no default role, no cache)."""
         await self._fresh()
-        rows = await self.storage.read("user_roles", {"user_id": user_id}) if _is_uuid(user_id) else []
+        rows = await self.storage.read("user_roles", {"user_id": user_id}) if is_uuid(user_id) else []
         return frozenset(self._snap.names_by_id[r["role_id"]] for r in rows if r["role_id"] in self._snap.names_by_id)
 
     # -- changes ------------------------------------------------------------------------
@@ -227,7 +225,7 @@ class RBACEngine:
         check_can_assign(by, self.permissions_for_roles([role]), what=f"granting role {role!r}")
         await _require_user(self.storage, user_id)
         assigner = getattr(by, "id", None)
-        assigned_by = assigner if _is_uuid(assigner) and not getattr(by, "external", False) else None
+        assigned_by = assigner if is_uuid(assigner) and not getattr(by, "external", False) else None
         created = await store.link_user(self.storage, user_id, str(target.id), assigned_by)
         self.invalidate(user_id)
         if created:
@@ -298,20 +296,10 @@ class RBACEngine:
 
 
 async def _require_user(storage: BaseStorage, user_id: str) -> Mapping[str, Any]:
-    rows = await storage.read("users", {"id": user_id}, limit=1) if _is_uuid(user_id) else []
+    rows = await storage.read("users", {"id": user_id}, limit=1) if is_uuid(user_id) else []
     if not rows:
         raise NotFoundError("no such user")
     return rows[0]
-
-
-def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def get_rbac(services: Services) -> RBACEngine:

@@ -21,7 +21,7 @@ from tframex_asgi.config.persistence import WriteQueueConfig
 from tframex_asgi.storage.batch import BatchWriting, Item
 from tframex_asgi.storage.schema import DEPENDENCY_ORDER, NOW, TABLES
 from tframex_asgi.storage.spill import SpillFile, encode_line
-from tframex_asgi.storage.validate import utcnow
+from tframex_asgi.util import naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.services import Services
@@ -109,7 +109,7 @@ class WriteQueue(BatchWriting):
                 now = None
                 for name in now_columns:
                     if name not in data:
-                        now = now or utcnow()  # the time of the event, not of the (later) write
+                        now = now or naive_utc()  # the time of the event, not of the (later) write
                         data[name] = now
             self._submitted += 1
             if self._spilling:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.storage.base import BaseStorage
 from tframex_asgi.storage.schema import TABLES
-from tframex_asgi.storage.validate import utcnow
+from tframex_asgi.util import naive_utc
 
 __all__ = ["AGE_COLUMNS", "age_column", "export_table", "prune"]
 
@@ -43,7 +43,7 @@ def age_column(table: str) -> str:
 
 async def prune(storage: BaseStorage, retention: Mapping[str, int], *, now: datetime | None = None) -> dict[str, int]:
     """Delete rows older than each table's maximum age (days); rows deleted per table."""
-    now = now or utcnow()
+    now = now or naive_utc()
     return {
         table: await storage.delete_older_than(table, age_column(table), now - timedelta(days=days))
         for table, days in retention.items()

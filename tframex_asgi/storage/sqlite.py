@@ -7,8 +7,8 @@ rows without waiting for the writer.
 Batches (``write_many``, the write queue) are inserted with multi-row ``INSERT ... VALUES (...),
 (...)`` statements rather than ``executemany``: the sqlite3 module releases and re-takes the GIL
 around every statement step, so ``executemany`` hands the GIL between the writer thread and a busy
-event loop once per row (measured: ~100-200 µs per row while the loop serves requests, instead of
-~10). One statement per chunk of rows takes the GIL once per chunk.
+event loop once per row, and while the loop serves requests each hand-over costs far more than
+the row's insert. One statement per chunk of rows takes the GIL once per chunk.
 """
 
 # S608: every identifier in this module's SQL comes from the schema module (never from input);

@@ -15,12 +15,14 @@ import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.storage.schema import NOW, TABLES, Column, Table, column, table
+from tframex_asgi.util import as_naive_utc, memo_put
+from tframex_asgi.util import naive_utc as utcnow
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -40,10 +42,6 @@ __all__ = [
 # limit on every backend keeps behaviour identical.
 MAX_VALUE_CHARS = 16 * 1024 * 1024
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _fail(col: str, message: str) -> ValidationError:
@@ -128,7 +126,7 @@ def _timestamp(col: Column, value: Any, where: str) -> datetime:
             raise _fail(where, f"{value[:64]!r} is not an ISO 8601 timestamp") from None
     if not isinstance(value, datetime):
         _reject(where, value, "a datetime")
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return as_naive_utc(value)
 
 
 def _bool(col: Column, value: Any, where: str) -> bool:
@@ -153,8 +151,8 @@ def _decimal(col: Column, value: Any, where: str) -> float:
     return number
 
 
-# Canonical form of recently seen address strings: parsing one costs ~50 µs, and a server
-# sees the same few client addresses again and again. Bounded; only valid inputs are kept.
+# Canonical form of recently seen address strings: parsing one (ipaddress) costs far more than
+# a dict lookup, and a server sees the same few client addresses again and again. Bounded; only valid inputs are kept.
 _INET_MEMO: dict[str, str] = {}
 _INET_MEMO_SIZE = 4096
 _INET_MEMO_MAX_CHARS = 64
@@ -167,9 +165,7 @@ def _inet(col: Column, value: Any, where: str) -> str:
             return found
         text = _inet_parse(value, where)
         if len(value) <= _INET_MEMO_MAX_CHARS:
-            if len(_INET_MEMO) >= _INET_MEMO_SIZE:
-                _INET_MEMO.clear()
-            _INET_MEMO[value] = text
+            memo_put(_INET_MEMO, value, text, _INET_MEMO_SIZE)
         return text
     return _inet_parse(value, where)
 
@@ -307,7 +303,8 @@ def prepare_insert(
     return tbl, row
 
 
-# Rows checked between two returns to the event loop in prepared_chunks (~10 µs each).
+# Rows checked between two returns to the event loop in prepared_chunks: enough to make the
+# yield cheap next to the checks, few enough that a large batch never holds the loop for long.
 PREPARE_CHUNK = 200
 
 

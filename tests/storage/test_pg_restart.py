@@ -11,13 +11,10 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from tests import own_services
 from tests.own_services import Cluster
 from tframex_asgi.config.persistence import WriteQueueConfig
 from tframex_asgi.storage import open_storage
 from tframex_asgi.storage.queue import WriteQueue
-
-own_postgres = own_services.own_postgres  # the fixture
 
 
 async def test_postgresql_restart_mid_load_loses_and_duplicates_nothing(own_postgres: Cluster, tmp_path: Path) -> None:

@@ -17,16 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import own_services
 from tests.own_services import Cluster
 from tframex_asgi import build_stack
 from tframex_asgi.admin.bootstrap import bootstrap_admin
 from tframex_asgi.demo import build_demo_app
 from tframex_asgi.endpoint import TFrameXEndpoint
-from tframex_asgi.storage import open_storage
+from tframex_asgi.storage import open_storage, unavailable
 from tframex_asgi.storage.unavailable import MESSAGE
-
-own_postgres = own_services.own_postgres  # the fixture
 
 
 async def burst(c: httpx.AsyncClient, n: int) -> list[httpx.Response]:
@@ -43,8 +40,10 @@ async def burst(c: httpx.AsyncClient, n: int) -> list[httpx.Response]:
 
 
 async def test_outage_is_a_generic_503_and_service_returns_at_once(
-    own_postgres: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    own_postgres: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The warning is throttled per process: an outage an earlier test caused must not swallow this one's.
+    monkeypatch.setattr(unavailable, "_last_warning", {})
     stack = build_stack(
         TFrameXEndpoint(build_demo_app()),
         # Anonymous runs (no RBAC), plus an admin key for GET /audit, which reads the database.

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tframex_asgi.admin.service import AdminService, get_admin
+from tframex_asgi.admin.service import AdminService
+from tframex_asgi.cli.common import config_from_args
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError, NotFoundError
 from tframex_asgi.services import Services
@@ -27,14 +28,8 @@ KEY_WARNING = "This API key is shown ONCE and cannot be recovered: store it now.
 
 async def with_admin(config: EnterpriseConfig, work: Callable[[AdminService], Awaitable[T]]) -> T:
     services = Services(config)
-    if config.security.enabled and config.security.audit.level != "off":
-        try:  # CLI changes are audited like HTTP ones
-            from tframex_asgi.audit.logger import get_audit
-
-            get_audit(services)
-        except ImportError:
-            logger.warning("audit is configured but not available: this change is not audited")
-    admin = get_admin(services)
+    services.audit  # noqa: B018 - built before startup when audit is on: CLI changes are audited like HTTP ones
+    admin = services.admin
     await services.startup()
     try:
         return await work(admin)
@@ -55,8 +50,6 @@ def require_durable_storage(config: EnterpriseConfig) -> None:
 
 
 def run_admin(args: argparse.Namespace, work: Callable[[AdminService], Awaitable[T]]) -> T:
-    from tframex_asgi.cli.common import config_from_args
-
     config = config_from_args(args)
     require_durable_storage(config)
     return asyncio.run(with_admin(config, work))

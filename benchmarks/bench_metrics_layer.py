@@ -1,6 +1,6 @@
-"""Micro-benchmark of the metrics layer's per-request cost (not a test: run it by hand).
+"""Micro-benchmark of the metrics layer's per-request cost.
 
-    .venv/bin/python -m tests.metrics.bench_layer [requests]
+    .venv/bin/python -m benchmarks.bench_metrics_layer [requests]
 
 Drives a bare ASGI app directly (no server, no HTTP parsing) with and without the metrics
 layer and prints the difference per request, for the Prometheus backend, Prometheus+StatsD,
@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tframex_asgi.config import EnterpriseConfig
-from tframex_asgi.metrics.layer import build_layer
+from tframex_asgi.layers import build_layer
 from tframex_asgi.services import Services
 
 
@@ -43,13 +43,15 @@ async def drive(asgi: Any, n: int) -> float:
 
 
 async def measure(backends: dict[str, Any], n: int) -> float:
-    services = Services(EnterpriseConfig.from_mapping({"metrics": {"enabled": True, "backends": backends}}))
+    provider = None
     if "opentelemetry" in backends:
         from opentelemetry.sdk.trace import TracerProvider
 
-        # A recording SDK provider with no exporter: the instrumentation's own cost.
-        services.extras["tracer_provider"] = TracerProvider()
-    layer = build_layer(app, services)
+        provider = TracerProvider()  # a recording SDK provider with no exporter: the instrumentation's own cost
+    config = EnterpriseConfig.from_mapping({"metrics": {"enabled": True, "backends": backends}})
+    services = Services(config, tracer_provider=provider)
+    layer = build_layer("metrics", app, services)
+    assert layer is not None
     await services.startup()
     try:
         await drive(layer, 2000)  # bind the series, warm caches
