@@ -3,26 +3,38 @@
 - ``keys``: API key + RBAC stack on ``memory://`` storage, every request an uncached key lookup
   (``cache_ttl: 0``), with 10 vs 100,000 API keys stored (and how long writing them took);
 - ``routes``: API key + RBAC + a route rate limit with 10 vs 1,000 ``GET /svcN/items/{id:int}``
-  rules (RBAC and rate-limit routes), every request a new id (so the route memo never answers).
+  rules (RBAC and rate-limit routes), every request a new id (so the route memo never answers);
+- ``audit``: API key + RBAC + audit level ``full`` with ``audit_logs`` already holding 1k vs 1M rows
+  (seeded by one bulk ``INSERT ... SELECT``, not through the API) on SQLite and on PostgreSQL; the
+  figure is the wall time of a block of requests *plus* the drain that writes their rows
+  (``benchmarks.inproc``), per request, i.e. what the row costs wherever it is paid (PostgreSQL's
+  own CPU included), next to the request path alone.
 
-Each size is its own stack; rounds alternate between sizes and the medians are printed.
+Each size is its own stack; rounds alternate between sizes and the medians are printed, and
+written to ``benchmarks/results/scaling.json`` (``--json``; the figures of the modes not run are
+kept) with the plot ``docs/img/bench-scaling.png`` (``--plot``).
 
-    .venv/bin/python -m benchmarks.bench_scaling [keys] [routes] [-n 2000] [--rounds 5]
-        [--keys 10,100000] [--routes 10,1000]
+    .venv/bin/python -m benchmarks.bench_scaling [keys] [routes] [audit] [-n 2000] [--rounds 5]
+        [--keys 10,100000] [--routes 10,1000] [--audit-rows 1000,1000000] [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from benchmarks.apps import PATH, bare_starlette
 from benchmarks.configs import BENCH_PERMISSION
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS: dict[str, Any] = {}
 
 Request = Callable[[], Awaitable[int]]
 
@@ -161,10 +173,15 @@ async def compare(label: str, built: dict[int, Request], n: int, rounds: int) ->
         for size, call in built.items():
             times[size].append(await per_request(call, n))
     medians = {size: statistics.median(t) for size, t in times.items()}
+    report(label, medians)
+
+
+def report(label: str, medians: dict[int, float], extra: dict[str, Any] | None = None) -> None:
     small, large = min(medians), max(medians)
     for size, value in medians.items():
         print(f"{label} {size:>9,}: {value:7.1f} µs/request")
-    print(f"{label}: {large:,} vs {small:,}: {medians[large] - medians[small]:+.1f} µs/request")
+    print(f"{label}: {large:,} vs {small:,}: {medians[large] - medians[small]:+.1f} µs/request", flush=True)
+    RESULTS[label] = {"us": {str(k): v for k, v in medians.items()}, **(extra or {})}
 
 
 async def bench_keys(sizes: list[int], n: int, rounds: int) -> None:
@@ -182,16 +199,37 @@ async def bench_keys(sizes: list[int], n: int, rounds: int) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", nargs="*", default=["keys", "routes"], choices=["keys", "routes"])
+    modes = ["keys", "routes", "audit"]
+    parser.add_argument("what", nargs="*", default=modes, choices=modes)
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keys", default="10,100000")
     parser.add_argument("--routes", default="10,1000")
+    parser.add_argument("--audit-rows", default="1000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scaling.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "bench-scaling.png")
     args = parser.parse_args()
     if "keys" in args.what:
         await bench_keys([int(s) for s in args.keys.split(",")], args.n, args.rounds)
     if "routes" in args.what:
         await bench_routes([int(s) for s in args.routes.split(",")], args.n, args.rounds)
+    if "audit" in args.what:
+        from benchmarks.scaling_audit import bench_audit
+
+        sizes = [int(s) for s in args.audit_rows.split(",")]
+        for backend in args.backends.split(","):
+            medians, extra = await bench_audit(backend.strip(), sizes, args.n, args.rounds)
+            report(f"audit-{backend.strip()}", medians, extra)
+            print(f"audit-{backend.strip()} request path: {extra['request_path_us']}")
+    saved = json.loads(args.json.read_text()) if args.json.exists() else {}
+    saved.update(RESULTS)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    from benchmarks.plots import plot_scaling
+
+    plot_scaling(saved, args.plot)
+    print(f"wrote {args.json} and {args.plot}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks.apps import PATH, bare_fastapi, bare_starlette
 
-__all__ = ["CONFIGS", "BenchConfig", "BenchContext", "Built", "Unavailable", "by_name"]
+__all__ = ["CONFIGS", "EXTRA_CONFIGS", "BenchConfig", "BenchContext", "Built", "Unavailable", "by_name"]
 
 ASGIApp = Callable[..., Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
@@ -241,12 +241,14 @@ async def _full_durable(ctx: BenchContext) -> Built:
 
 
 def _full(
-    auth: str, services: bool = False, audit: str = "full", server_timing: bool = False
+    auth: str, services: bool = False, audit: str = "full", server_timing: bool = False, metrics: bool = True
 ) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
         kwargs = _full_kwargs(ctx, auth, services=services, audit=audit)
         if server_timing:
             kwargs["server_config"] = {"server_timing": True}
+        if not metrics:
+            kwargs["enable_metrics"] = False
         return await _stack(ctx, auth, **kwargs)
 
     return build
@@ -624,8 +626,27 @@ CONFIGS: tuple[BenchConfig, ...] = (
 )
 
 
+# Built by name only (benchmarks.bench_rss bisects with them), not part of the overhead run.
+EXTRA_CONFIGS: tuple[BenchConfig, ...] = (
+    BenchConfig(
+        "ours:full-apikey-auditoff",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, audit off (SQLite persistence still on)",
+        _full("api_key", audit="off"),
+    ),
+    BenchConfig(
+        "ours:full-apikey-nometrics",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey without the metrics layer",
+        _full("api_key", metrics=False),
+    ),
+)
+
+
 def by_name(name: str) -> BenchConfig:
-    for config in CONFIGS:
+    for config in (*CONFIGS, *EXTRA_CONFIGS):
         if config.name == name:
             return config
     raise KeyError(name)

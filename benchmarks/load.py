@@ -79,13 +79,22 @@ class Server:
         return f"http://127.0.0.1:{self.port}{PATH}"
 
 
-def _start(config: BenchConfig, ctx: BenchContext, workdir: Path, stack: dict[str, str]) -> Server:
+def _start(
+    config: BenchConfig,
+    ctx: BenchContext,
+    workdir: Path,
+    stack: dict[str, str],
+    extra_env: dict[str, str] | None = None,
+    slug: str | None = None,
+) -> Server:
     port = _free_port()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", config.name)
+    slug = slug or re.sub(r"[^A-Za-z0-9]+", "-", config.name)
     ready = workdir / f"ready-{slug}.json"
     log = workdir / f"server-{slug}.log"
     ready.unlink(missing_ok=True)
-    env = _server_env({**ctx.to_env(), "TFX_BENCH_CONFIG": config.name, "TFX_BENCH_READY": str(ready)})
+    env = _server_env({
+        **ctx.to_env(), "TFX_BENCH_CONFIG": config.name, "TFX_BENCH_READY": str(ready), **(extra_env or {})
+    })  # fmt: skip
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "benchmarks.serve:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

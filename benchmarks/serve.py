@@ -3,6 +3,10 @@
 The configuration is named by ``TFX_BENCH_CONFIG``; it is built inside the server's event loop
 at lifespan startup (database pools and Redis connections belong to that loop), then its
 credentials (or the reason it cannot run) are written as JSON to ``TFX_BENCH_READY``.
+
+With ``TFX_BENCH_STATS=1`` the server also answers ``GET /__bench/stats`` with its own memory
+figures (``benchmarks.memstats``), for ``benchmarks.bench_rss``; the path check is installed only
+then, so the other benchmarks measure the app alone.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ class BenchServer:
         self.ready_file = os.environ["TFX_BENCH_READY"]
         self.built: Built | None = None
         self.app: Any = None
+        self.stats = os.environ.get("TFX_BENCH_STATS") == "1"
+        if self.stats:
+            from benchmarks.memstats import start
+
+            start()
 
     async def _startup(self) -> None:
         try:
@@ -73,6 +82,11 @@ class BenchServer:
                         await self.built.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if self.stats and scope["type"] == "http" and scope["path"] == "/__bench/stats":
+            from benchmarks.memstats import respond
+
+            await respond(scope, send)
+            return
         await self.app(scope, receive, send)
 
 
