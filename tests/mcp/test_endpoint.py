@@ -88,9 +88,7 @@ async def test_stdio_server_sees_only_its_configured_environment(tmp_path: Path,
         ("PARENT_TOKEN", "from-parent"),
     ):
         monkeypatch.setenv(name, value)
-    config = write_config(
-        tmp_path, {"math": stdio(env={"GREETING": "hello", "PASSED_ON": "${PARENT_TOKEN}"})}
-    )
+    config = write_config(tmp_path, {"math": stdio(env={"GREETING": "hello", "PASSED_ON": "${PARENT_TOKEN}"})})
     stack = create_app(build_app(config), enable_security=False)
     async with stack, client(stack) as c:
 
