@@ -153,17 +153,28 @@ class SQLiteStorage(SQLStorage):
         return await self._transaction(statements)
 
     async def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Every row in one transaction, ``_ROWS_PER_STATEMENT`` rows per statement."""
+        """Every row in one transaction, in multi-row statements of a few fixed sizes.
+
+        Each distinct statement text is prepared and kept by the driver's statement cache; a
+        statement per batch size would keep up to ``_ROWS_PER_STATEMENT`` of them per table (tens
+        of MiB of native memory under varying load), so batches are cut into sizes of
+        ``per, 64, 16, 4, 1`` rows: at most five texts per table.
+        """
         if len(rows) <= 1:
             await self._transaction([(sql, rows)], many=True)
             return
         width = len(rows[0])
         per = max(1, min(_ROWS_PER_STATEMENT, _MAX_VARIABLES // max(1, width)))
+        sizes = [per, *(n for n in (64, 16, 4, 1) if n < per)]
         flat = itertools.chain.from_iterable
         statements: list[tuple[str, Sequence[Any]]] = []
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            key = (sql, len(chunk))
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = next(n for n in sizes if n <= left)
+            chunk = rows[start : start + size]
+            start += size
+            key = (sql, size)
             text = self._multi_sql.get(key)
             if text is None:
                 text = self._multi_sql[key] = _multi_row(sql, width, len(chunk))
