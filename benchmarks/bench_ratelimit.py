@@ -2,9 +2,15 @@
 without success headers. Prints µs/request over a no-op app.
 
     .venv/bin/python -m benchmarks.bench_ratelimit [--redis redis://127.0.0.1:6379/0] [-n 2000] [--no-hiredis]
+    .venv/bin/python -m benchmarks.bench_ratelimit --deadlines [--redis redis://127.0.0.1:6379/0]
 
 ``--no-hiredis`` hides hiredis (the ``[redis]`` extra installs it), so redis-py parses replies in
 pure Python: run it with and without to see what hiredis saves.
+
+``--deadlines`` asks whether :class:`~tframex_asgi.ratelimit.deadlines.Deadlines` (one timer for
+every in-flight storage call) pays against ``asyncio.timeout`` per call: first the bound alone
+around an await that returns at once, then (with ``--redis``) whole requests through the
+middleware on Redis, with 1 and 64 requests in flight, the two bounds alternated run by run.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tframex_asgi.config.ratelimit import RateLimitConfig
 from tframex_asgi.ratelimit import RateLimitMiddleware
+from tframex_asgi.ratelimit.redis_backend import RedisBackend
 from tframex_asgi.types import Receive, Scope, Send
+
+# A storage-call bound: ``await bound(factory, seconds)`` is ``await factory()`` or TimeoutError.
+Bound = Callable[[Callable[[], Awaitable[None]], float], Awaitable[None]]
 
 SCOPE = {
     "type": "http",
@@ -59,12 +70,93 @@ def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
+async def _nothing() -> None:
+    return None
+
+
+async def bound_alone(bound: Bound | None, n: int, concurrency: int) -> float:
+    """CPU µs per call of ``bound(_nothing, 2.0)`` (``None``: a bare ``await``), with
+    ``concurrency`` tasks calling at once."""
+
+    async def one_task() -> None:
+        if bound is None:
+            for _ in range(n // concurrency):
+                await _nothing()
+        else:
+            for _ in range(n // concurrency):
+                await bound(_nothing, 2.0)
+
+    cpu = time.process_time()
+    await asyncio.gather(*(one_task() for _ in range(concurrency)))
+    return (time.process_time() - cpu) / n * 1e6
+
+
+async def in_flight(app: Any, n: int, concurrency: int) -> float:
+    """CPU µs per request with ``concurrency`` requests in flight (each task its own clients)."""
+
+    async def one_task(t: int) -> None:
+        for i in range(n // concurrency):
+            await app(dict(SCOPE, client=(f"10.{t}.{i % 50}.1", 5000)), _receive, _send)
+
+    cpu = time.process_time()
+    await asyncio.gather(*(one_task(t) for t in range(concurrency)))
+    return (time.process_time() - cpu) / n * 1e6
+
+
+async def deadlines(redis: str | None, n: int) -> None:
+    from tframex_asgi.ratelimit.deadlines import Deadlines, stdlib_timeout
+
+    print("the bound alone, CPU µs per call (median of 5):")
+    for concurrency in (1, 64):
+        bare = statistics.median([await bound_alone(None, n * 10, concurrency) for _ in range(5)])
+        for name, bound in (("asyncio.timeout", stdlib_timeout), ("Deadlines.run", Deadlines().run)):
+            cost = statistics.median([await bound_alone(bound, n * 10, concurrency) for _ in range(5)])
+            print(f"  {concurrency:2} in flight  {name:16} +{cost - bare:5.2f} µs")
+    if redis is None:
+        print("(--redis URL to compare whole requests on Redis)")
+        return
+    print("requests through RateLimitMiddleware on Redis, CPU µs per request (median of 7):")
+    for strategy in ("moving-window", "sliding-window-counter"):
+        cfg = RateLimitConfig(
+            enabled=True,
+            storage=redis,
+            strategy=strategy,
+            default="1000000/hour",
+            key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+            timeout=2.0,
+        )
+        app = RateLimitMiddleware(noop, cfg)
+        backend = app.backend
+        assert isinstance(backend, RedisBackend)
+        ours = backend._deadlines.run
+        try:
+            for concurrency in (1, 64):
+                await in_flight(app, n, concurrency)  # warm the pool and the scripts
+                samples: dict[str, list[float]] = {"asyncio.timeout": [], "Deadlines.run": []}
+                for _ in range(7):
+                    for name, bound in (("asyncio.timeout", stdlib_timeout), ("Deadlines.run", ours)):
+                        backend._deadlines.run = bound  # type: ignore[method-assign]
+                        samples[name].append(await in_flight(app, n, concurrency))
+                std, dl = (statistics.median(samples[k]) for k in ("asyncio.timeout", "Deadlines.run"))
+                print(
+                    f"  {strategy:23} {concurrency:2} in flight  asyncio.timeout {std:6.1f}  "
+                    f"Deadlines.run {dl:6.1f}  saved {std - dl:5.1f} µs ({(std - dl) / std:+.1%})"
+                )
+        finally:
+            await backend.storage.reset()
+            await backend.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis", default=None)
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--no-hiredis", action="store_true")
+    parser.add_argument("--deadlines", action="store_true", help="Deadlines vs asyncio.timeout (see the docstring)")
     args = parser.parse_args()
+    if args.deadlines:
+        await deadlines(args.redis, args.n)
+        return
     if args.no_hiredis:
         sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py then falls back to Python
     if args.redis:
@@ -89,7 +181,8 @@ async def main() -> None:
                 try:
                     wall, cpu = _median([await per_request(app, args.n) for _ in range(3)])
                 finally:
-                    await app.backend.storage.reset() if storage != "memory://" else None
+                    if isinstance(app.backend, RedisBackend):
+                        await app.backend.storage.reset()
                     await app.backend.close()
                 name = f"{storage.split(':')[0]:7} {strategy:23} headers={headers!s:5}"
                 print(f"{name} +{wall - base[0]:7.1f} µs/request (CPU +{cpu - base[1]:6.1f} µs)")

@@ -9,6 +9,7 @@ from tframex_asgi.config.ratelimit import RateLimitConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.events import Usage
 from tframex_asgi.http import send_json
+from tframex_asgi.ratelimit.backend import RedisBackend, open_backend
 from tframex_asgi.types import Receive, Scope, Send
 
 
@@ -51,7 +52,13 @@ class FakeAuth:
 
 
 def config(**kwargs: Any) -> RateLimitConfig:
+    """An enabled section (validated on construction, as every config section)."""
     kwargs.setdefault("enabled", True)
-    cfg = RateLimitConfig(**kwargs)
-    cfg._check("rate_limiting")
-    return cfg
+    return RateLimitConfig(**kwargs)
+
+
+def redis_backend(**kwargs: Any) -> RedisBackend:
+    """``open_backend`` on a ``redis://`` config, typed as the Redis implementation."""
+    backend = open_backend(config(**kwargs))
+    assert isinstance(backend, RedisBackend)
+    return backend

@@ -1,4 +1,4 @@
-"""Storage calls stay bounded by ``timeout`` in total without a timer per call (backend._Deadlines)."""
+"""Storage calls stay bounded by ``timeout`` in total without a timer per call (deadlines.Deadlines)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from tframex_asgi.ratelimit.backend import _Deadlines
+from tframex_asgi.ratelimit.deadlines import Deadlines
 
 
 async def test_a_slow_call_times_out_and_fast_ones_do_not() -> None:
-    deadlines = _Deadlines()
+    deadlines = Deadlines()
 
     async def slow() -> int:
         await asyncio.sleep(5)
@@ -30,7 +30,7 @@ async def test_a_slow_call_times_out_and_fast_ones_do_not() -> None:
 
 
 async def test_each_call_gets_its_own_deadline() -> None:
-    deadlines = _Deadlines()
+    deadlines = Deadlines()
     loop = asyncio.get_running_loop()
     ends: list[float] = []
 
@@ -51,7 +51,7 @@ async def test_each_call_gets_its_own_deadline() -> None:
 
 
 async def test_an_outside_cancellation_is_not_turned_into_a_timeout() -> None:
-    deadlines = _Deadlines()
+    deadlines = Deadlines()
 
     async def slow() -> None:
         await asyncio.sleep(5)
@@ -65,7 +65,7 @@ async def test_an_outside_cancellation_is_not_turned_into_a_timeout() -> None:
 
 
 async def test_a_call_that_swallows_the_cancel_leaves_no_pending_cancel() -> None:
-    deadlines = _Deadlines()
+    deadlines = Deadlines()
 
     async def stubborn() -> str:
         try:

@@ -13,9 +13,9 @@ import pytest
 from limits import parse
 
 from tests.asgi_harness import request
-from tests.ratelimit.helpers import config, ok_app
+from tests.ratelimit.helpers import config, ok_app, redis_backend
 from tframex_asgi.context import RequestContextMiddleware
-from tframex_asgi.ratelimit import RateLimitMiddleware, open_backend
+from tframex_asgi.ratelimit import RateLimitMiddleware
 from tframex_asgi.types import Receive, Scope, Send
 
 STRATEGIES = ["moving-window", "fixed-window", "sliding-window-counter"]
@@ -83,8 +83,7 @@ async def test_blocking_pool_is_shared_and_waits(redis_url: str, redis_prefix: s
     """More concurrent hits than pooled connections: they wait for a connection, none fails."""
     import redis.asyncio as redis_asyncio
 
-    cfg = config(storage=redis_url, key_prefix=redis_prefix, max_connections=2, timeout=10.0)
-    backend = open_backend(cfg)
+    backend = redis_backend(storage=redis_url, key_prefix=redis_prefix, max_connections=2, timeout=10.0)
     try:
         pool = backend.storage.bridge.storage.connection_pool  # type: ignore[attr-defined]
         assert isinstance(pool, redis_asyncio.BlockingConnectionPool)
@@ -128,8 +127,8 @@ async def test_fail_closed_answers_503_never_500_or_hang(outage: str, silent_red
 
 async def test_circuit_opens_after_a_failure_and_closes_on_recovery(redis_url: str, redis_prefix: str) -> None:
     now = [100.0]
-    backend = open_backend(config(storage=closed_port_url(), timeout=0.2, cooldown=5.0))
-    backend._monotonic = lambda: now[0]  # type: ignore[method-assign]
+    backend = redis_backend(storage=closed_port_url(), timeout=0.2, cooldown=5.0)
+    backend.circuit.monotonic = lambda: now[0]
     item = parse("5/minute")
     from tframex_asgi.ratelimit import StorageUnavailable
 
@@ -140,14 +139,14 @@ async def test_circuit_opens_after_a_failure_and_closes_on_recovery(redis_url: s
         await backend.hit(item, "x")
     await backend.close()
     # After the cooldown a working storage closes the circuit again.
-    healthy = open_backend(config(storage=redis_url, key_prefix=redis_prefix, cooldown=5.0))
-    healthy._monotonic = lambda: now[0]  # type: ignore[method-assign]
-    healthy._open_until = 104.0
+    healthy = redis_backend(storage=redis_url, key_prefix=redis_prefix, cooldown=5.0)
+    healthy.circuit.monotonic = lambda: now[0]
+    healthy.circuit.open_until = 104.0
     with pytest.raises(StorageUnavailable):
         await healthy.hit(item, "y")
     now[0] = 105.0
     assert await healthy.hit(item, "y") is True
-    assert healthy._open_until == 0.0
+    assert healthy.circuit.open_until == 0.0 and not healthy.unavailable
     assert await healthy.ping() is True
     await healthy.close()
 

@@ -9,7 +9,7 @@ from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import STRATEGIES as LIMITS
 
-from tests.ratelimit.helpers import config
+from tests.ratelimit.helpers import config, redis_backend
 from tframex_asgi.ratelimit import open_backend
 from tframex_asgi.ratelimit.redis_window import RedisWindows
 
@@ -38,7 +38,7 @@ async def test_hit_window_matches_limits_hit_then_window(redis_url: str, redis_p
 async def test_backend_uses_one_script_and_shares_keys_with_limits(
     redis_url: str, redis_prefix: str, strategy: str
 ) -> None:
-    backend = open_backend(config(storage=redis_url, key_prefix=redis_prefix, strategy=strategy))
+    backend = redis_backend(storage=redis_url, key_prefix=redis_prefix, strategy=strategy)
     item = parse("3/minute")
     limiter = backend.limiter_for(strategy)
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tframex_asgi.ratelimit.backend import Backend, MemoryBackend, StorageUnavailable
 from tframex_asgi.ratelimit.policy import parse_policies
+from tframex_asgi.ratelimit.protocol import Backend, StorageUnavailable
 
 __all__ = ["AuthFailureGuard"]
 
@@ -64,8 +64,8 @@ class AuthFailureGuard:
         self.policies = parse_policies("auth_failures", limit)
         self.fail_open = fail_open
         self.stats = backend.stats
-        # Only this process can count failures in memory storage: no marker means no failures.
-        self.local_exact = isinstance(backend, MemoryBackend)
+        # When only this process counts failures, no marker means no failures.
+        self.local_exact = backend.process_local
         # ip -> monotonic time after which no failure recorded here can still count. A sliding
         # window counter still weighs the previous window, hence twice the longest window.
         self._marks: dict[str, float] = {}
@@ -88,7 +88,7 @@ class AuthFailureGuard:
         storage outage. No I/O."""
         if not ip:
             return False
-        if not self.fail_open and self.backend._open_until:
+        if not self.fail_open and self.backend.unavailable:
             return True
         return bool(self._marks) and self._marked(ip)
 

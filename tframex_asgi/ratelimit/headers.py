@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from tframex_asgi.ratelimit.backend import WindowState
 from tframex_asgi.ratelimit.policy import Policy
+from tframex_asgi.ratelimit.protocol import WindowState
 
 __all__ = ["delta_seconds", "rate_limit_headers", "retry_after_header"]
 

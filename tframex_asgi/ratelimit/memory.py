@@ -1,6 +1,6 @@
 """In-process counting for ``memory://``: the three ``limits`` strategies, synchronous, one call per hit.
 
-``limits``' own memory storage costs ~70 µs per request here: a key string built through
+``limits``' own memory storage is slow per request: a key string built through
 ``safe_string`` per identifier, an exception-wrapping decorator around every storage call, an
 ``asyncio.Lock`` per key, and a second call (``get_window_stats``) for the RateLimit headers.
 On one event loop nothing else runs between two statements without an ``await``, so a plain

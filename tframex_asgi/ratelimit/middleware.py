@@ -5,7 +5,7 @@ authorization. Per request: consume every applicable limit (route, then client),
 budget; after the response has ended, charge the tokens the run reported in ``state["usage"]``.
 When the storage fails or is slow, ``fail_open`` decides: let the request through, or answer 503.
 Either way the request is marked ``audit_reason = "ratelimit_unavailable"`` and counted in
-:class:`~tframex_asgi.ratelimit.backend.RateLimitStats`.
+:class:`~tframex_asgi.ratelimit.protocol.RateLimitStats`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import logging
 from tframex_asgi.config.ratelimit import RateLimitConfig
 from tframex_asgi.context import RequestState, get_state
 from tframex_asgi.http import send_json_error
-from tframex_asgi.ratelimit.backend import Backend, StorageUnavailable, WindowState, open_backend
+from tframex_asgi.ratelimit.backend import open_backend
 from tframex_asgi.ratelimit.headers import Header, rate_limit_headers, retry_after_header
 from tframex_asgi.ratelimit.policy import Check, Policy, Rules
+from tframex_asgi.ratelimit.protocol import Backend, StorageUnavailable, SyncBackend, WindowState
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RateLimitMiddleware"]
@@ -28,12 +29,12 @@ logger = logging.getLogger("tframex_asgi.ratelimit")
 class RateLimitMiddleware:
     """Rate limits per API key, user or client IP, per role tier, per route and per token budget.
 
+    ``config`` is validated already (a config section checks itself on construction).
     ``backend`` defaults to one opened from ``config.storage``; pass one to share its Redis pool.
     """
 
     def __init__(self, app: ASGIApp, config: RateLimitConfig | None = None, *, backend: Backend | None = None) -> None:
         cfg = config or RateLimitConfig(enabled=True)
-        cfg._check("rate_limiting")  # a config built in code skips the loader's validation
         self.app = app
         self.config = cfg
         self.rules = Rules(cfg)
@@ -42,7 +43,7 @@ class RateLimitMiddleware:
         self.exempt = frozenset(cfg.exempt_paths)
         self.headers_on_success = cfg.headers_on_success
         # Memory storage counts synchronously: no coroutine per limit on the common path.
-        self._hit_sync = getattr(self.backend, "hit_window_sync", None)
+        self._hit_sync = self.backend.hit_window_sync if isinstance(self.backend, SyncBackend) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt:

@@ -1,6 +1,6 @@
 """Coalesce the concurrent requests' rate-limit scripts into one pipelined round trip.
 
-A hit on Redis cost ~250 µs of server CPU, mostly redis-py's per-command work: taking a pooled
+A lone hit on Redis costs mostly redis-py's per-command work, not the server's: taking a pooled
 connection (a condition, a lock, a timeout and observability records), a socket ``send`` and a
 wake-up per command. Here every ``EVALSHA`` of one loop tick joins a batch, and the batch goes out
 as one write on one pooled connection; the replies are read in order. While a batch is in flight
@@ -45,7 +45,7 @@ class ScriptBatcher:
         self._pending: list[_Call] = []
         self._drainer: asyncio.Task[None] | None = None
         # The connection the drainer holds while batches keep coming (taken and given back once
-        # per busy spell, not per batch: a pool round trip costs ~35 µs of CPU in redis-py 8).
+        # per busy spell, not per batch: taking and releasing a pooled connection is costly in redis-py).
         self._conn: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Replies seen per batch size would be debugging; these two are enough to show batching.
@@ -123,7 +123,7 @@ class ScriptBatcher:
     async def _read(self, conn: Any, count: int) -> list[Any]:
         """``count`` replies; a script's own error is that caller's reply, not the batch's.
 
-        redis-py's ``read_response`` arms a timeout per reply (~5 µs each); its parser returns the
+        redis-py's ``read_response`` arms a timeout per reply; its parser returns the
         replies (errors as exception objects) without one, so a batch reads them all under one
         timeout (the socket timeout, as redis-py would apply). A redis-py without ``_parser``
         falls back to ``read_response``."""

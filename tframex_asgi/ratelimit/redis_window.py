@@ -1,9 +1,9 @@
 """One Redis round trip per limit: the hit and the window the headers report, in one Lua script.
 
-``limits`` answers :meth:`Backend.hit_window <tframex_asgi.ratelimit.backend.Backend.hit_window>`
-with two or three commands on Redis: the hit (a script), then ``get_window_stats`` (a second
-script for the moving window, ``GET`` and ``TTL`` for the fixed window). Each command is a network
-round trip plus redis-py's per-command work, so the layer paid them two or three times a request.
+Through ``limits`` alone, :meth:`RedisBackend.hit_window
+<tframex_asgi.ratelimit.redis_backend.RedisBackend.hit_window>` would take two or three commands:
+the hit (a script), then ``get_window_stats`` (a second script for the moving window, ``GET`` and
+``TTL`` for the fixed window), each a network round trip plus redis-py's per-command work.
 
 The scripts here do exactly what ``limits`` 5.8's scripts do (``acquire_moving_window.lua`` then
 ``moving_window.lua``; ``incr_expire.lua`` then ``GET``/``TTL``), on the same keys, and return
