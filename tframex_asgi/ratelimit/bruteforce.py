@@ -1,6 +1,6 @@
 """Brute-force protection: a per-IP budget of failed authentications (``auth_failures``).
 
-The authentication layer finds an :class:`AuthFailureGuard` in ``services.extras["auth_failures"]``
+The authentication layer finds an :class:`AuthFailureGuard` in ``services.auth_failures``
 and asks ``blocked(ip)`` before checking credentials, ``record_failure(ip)`` after a failure.
 Successes do not reset the count: an attacker holding one valid credential could otherwise
 interleave it to keep guessing others.

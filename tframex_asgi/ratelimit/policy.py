@@ -19,6 +19,7 @@ from limits import RateLimitItem, parse_many
 from tframex_asgi.config.ratelimit import RateLimitConfig
 from tframex_asgi.paths import RouteTable, normalize_path
 from tframex_asgi.types import Scope
+from tframex_asgi.util import memo_put
 
 __all__ = ["Check", "Policy", "Rules", "client_identity", "parse_policies"]
 
@@ -145,9 +146,7 @@ class Rules:
             # A handful of role sets in practice; each resolved once (bounded all the same).
             cached = self._tier_cache.get(roles)
             if cached is None:
-                if len(self._tier_cache) >= 1024:
-                    self._tier_cache.clear()
-                cached = self._tier_cache[roles] = self._best_tier(roles)
+                cached = memo_put(self._tier_cache, roles, self._best_tier(roles), 1024)
             return cached
         return self._best_tier(roles)
 
