@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError, PermissionResolver
 from tframex_asgi.auth.principal import set_anonymous, set_principal
+from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
@@ -74,7 +75,7 @@ class AuthenticationMiddleware:
         providers: Sequence[AuthProvider],
         *,
         api_key_header: str | None = None,
-        public_paths: Iterable[str] = ("/healthz", "/readyz"),
+        public_paths: Iterable[str] = DEFAULT_PUBLIC_PATHS,
         require_auth: bool = True,
         failures: Any = None,
     ) -> None:
