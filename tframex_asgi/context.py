@@ -113,7 +113,8 @@ class RequestContextMiddleware:
     service outage into its 503).
 
     ``header_name=None``: the id is still assigned (audit rows and logs carry it), but no header
-    is read or echoed."""
+    is read or echoed. The stack passes ``enterprise.server.request_id_header``, which
+    :class:`~tframex_asgi.config.ServerConfig` checked (a non-empty ASCII name) when it was built."""
 
     def __init__(
         self,
@@ -125,13 +126,11 @@ class RequestContextMiddleware:
         openai_prefix: str | None = None,
         route_table: RouteTable[Any] | None = None,
     ) -> None:
-        if header_name is not None and (not header_name or not header_name.isascii()):
-            raise ValueError("header_name must be a non-empty ASCII header name, or None")
         self.app = app
         # b"" never matches a header name, and lower() keeps its length (0): nothing is replaced.
         self.header = header_name.lower().encode("latin-1") if header_name else b""
-        self.echo = header_name is not None
-        self.trust_request_id = trust_request_id and header_name is not None
+        self.echo = bool(header_name)
+        self.trust_request_id = trust_request_id and self.echo
         self.proxies = TrustedProxies(trusted_proxies)
         # Paths whose error bodies leave in OpenAI's shape (set when the TFrameX endpoint is served).
         self.openai_prefix = openai_prefix

@@ -32,8 +32,7 @@ class RateLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, config: RateLimitConfig | None = None, *, backend: Backend | None = None) -> None:
-        cfg = config or RateLimitConfig(enabled=True)
-        cfg._check("rate_limiting")  # a config built in code skips the loader's validation
+        cfg = config or RateLimitConfig(enabled=True)  # a RateLimitConfig validated itself when built
         self.app = app
         self.config = cfg
         self.rules = Rules(cfg)
