@@ -25,11 +25,11 @@ from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
 from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path
 from tframex_asgi.rbac.discover import AUTHENTICATED, guarded_routes
-from tframex_asgi.services import Services
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from tframex_asgi.config import EnterpriseConfig
+    from tframex_asgi.services import Services
 
 __all__ = ["AuthorizationMiddleware", "build_layer", "build_route_table", "config_route_table"]
 
