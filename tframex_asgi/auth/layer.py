@@ -88,7 +88,7 @@ class AuthenticationMiddleware:
         self.require_auth = require_auth
         self.failures = failures
         # Optional capability of the brute-force guard (contracts.md only promises blocked and
-        # record_failure): without it, every request is checked as before.
+        # record_failure): without it, the guard is asked on every request.
         self._suspect = getattr(failures, "suspect", None)
         # Providers that can answer from their cache without I/O (optional ``cached``).
         self._cached = {id(p): fn for p in self.providers if (fn := getattr(p, "cached", None)) is not None}
@@ -96,7 +96,9 @@ class AuthenticationMiddleware:
         kinds: dict[bytes, int] = dict.fromkeys(SPOOFABLE, _SPOOFED)
         if self.api_key_header is not None:
             kinds[self.api_key_header] = _API_KEY
-        kinds[b"authorization"] = _AUTHORIZATION  # checked first, as it always was
+        # Set last: a directly built layer with api_key_header="Authorization" still reads it as
+        # Authorization (Bearer API keys included), never as a raw API key header.
+        kinds[b"authorization"] = _AUTHORIZATION
         self._header_kinds = kinds
 
     def _credentials(self, scope: Scope) -> Credentials:
