@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tframex_asgi import routetrie
-from tframex_asgi.paths import RouteTable, _compile, _Rule, parse_rule
+from tframex_asgi.catalog.routes import compile_template, parse_rule
+from tframex_asgi.paths import RouteTable, _Rule
 
 LITERALS = ["a", "b", "agents", "run", "7", "x-y"]
 PARAMS = ["{p}", "{n:int}", "{u:uuid}"]
@@ -22,7 +23,7 @@ def scan(rules: list[tuple[str, str]], method: str, path: str) -> tuple[str, str
     for rule, value in rules:
         m, raw = parse_rule(rule)
         if m == method:
-            template, segments = _compile(raw)
+            template, segments = compile_template(raw)
             compiled.append(_Rule(template, segments, value))
     compiled.sort(key=lambda r: r.specificity)
     parts = path.casefold().split("/")[1:]
@@ -49,7 +50,7 @@ def test_trie_answers_as_the_linear_scan(templates: list[str], paths: list[list[
     rules = []
     seen = set()
     for i, raw in enumerate(templates):
-        key = _compile(raw)[1]
+        key = compile_template(raw)[1]
         if key in seen:  # the table refuses two rules with the same segments
             continue
         seen.add(key)

@@ -61,6 +61,8 @@ class BodyLimitMiddleware:
     """Refuse request bodies over ``max_body_bytes`` with a JSON 413."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+        # The stack passes SecurityConfig.max_body_bytes, checked there; this one comparison is
+        # for the documented direct use (docs/rate-limiting.md), where no config is involved.
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.app = app

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from starlette.authentication import UnauthenticatedUser
 from tframex import Flow, FlowContext, Message, MessageChunk, TFrameXRuntimeContext
 
+from tframex_asgi.catalog.routes import PUBLIC
 from tframex_asgi.endpoint.conversations import (
     ConversationStore,
     conversation_cache,
@@ -38,7 +39,6 @@ from tframex_asgi.errors import (
     ValidationError,
 )
 from tframex_asgi.events import RunInfo
-from tframex_asgi.rbac.permissions import PUBLIC
 from tframex_asgi.rbac.resource import CallerGuard
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from tframex_asgi.catalog.routes import ANY_METHOD, STANDARD_METHODS, RuleSet, Segment, parse_rule
 from tframex_asgi.routetrie import UUID_RE as _UUID
 from tframex_asgi.routetrie import SegmentTrie
 from tframex_asgi.types import Scope
@@ -35,15 +36,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-ANY_METHOD = "*"
-# What "*" (or a rule without a method) covers. OPTIONS/TRACE/CONNECT are never implied.
-STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 MAX_PATH = 8192
 
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
-_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|path|uuid))?\}$")
-# Characters that mean something else to some server, proxy or framework in a decoded path.
-_BAD_CHARS = frozenset("\\;%?#") | frozenset(chr(c) for c in (*range(32), 127))
+# Characters that mean something else to some server, proxy or framework in a decoded path
+# (route templates may not hold them either: tframex_asgi.catalog.routes).
 _BAD_RE = re.compile(r"[\\;%?#\x00-\x1f\x7f]")
 # Encodings that change the segment structure when a second party decodes them.
 _BAD_ENCODINGS = (b"%2f", b"%5c", b"%00", b"%25")
@@ -138,15 +134,9 @@ def _normalize_slow(scope: Scope, path: str, raw: object) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Segment:
-    kind: int  # 0 literal, 1 single-segment parameter, 2 rest-of-path parameter
-    text: str  # casefolded literal, or the convertor name for parameters
-
-
-@dataclass(frozen=True, slots=True)
 class _Rule(Generic[T]):
     template: str
-    segments: tuple[_Segment, ...]
+    segments: tuple[Segment, ...]
     value: T
 
     @property
@@ -171,41 +161,6 @@ class _Rule(Generic[T]):
         return True
 
 
-def parse_rule(rule: str) -> tuple[str, str]:
-    """``"POST /agents/{name}/run"`` -> ``("POST", "/agents/{name}/run")``; a bare template means ``*``."""
-    parts = rule.split()
-    if len(parts) == 1:
-        method, template = ANY_METHOD, parts[0]
-    elif len(parts) == 2:
-        method, template = parts
-    else:
-        raise ValueError(f"expected 'METHOD /template', got {rule!r}")
-    if method != ANY_METHOD and not _METHOD.match(method):
-        raise ValueError(f"bad HTTP method {method!r} in {rule!r} (use upper case, or '*')")
-    if not template.startswith("/"):
-        raise ValueError(f"the template must start with '/': {rule!r}")
-    return method, template
-
-
-def _compile(template: str) -> tuple[str, tuple[_Segment, ...]]:
-    pieces = template.split("/")[1:]
-    if pieces and pieces[-1] == "":
-        pieces.pop()
-    segments: list[_Segment] = []
-    for i, piece in enumerate(pieces):
-        param = _PARAM.match(piece)
-        if param:
-            convertor = param.group(2) or "str"
-            if convertor == "path" and i != len(pieces) - 1:
-                raise ValueError(f"a {{name:path}} parameter must be the last segment: {template!r}")
-            segments.append(_Segment(2 if convertor == "path" else 1, convertor))
-        elif not piece or piece in (".", "..") or "{" in piece or "}" in piece or any(c in _BAD_CHARS for c in piece):
-            raise ValueError(f"bad segment {piece!r} in template {template!r}")
-        else:
-            segments.append(_Segment(0, piece.casefold()))
-    return "/" + "/".join(pieces), tuple(segments)
-
-
 class RouteTable(Generic[T]):
     """Rules ``"METHOD /template"`` -> value, matched against normalised paths.
 
@@ -215,7 +170,7 @@ class RouteTable(Generic[T]):
     """
 
     def __init__(self, rules: Mapping[str, T] | Iterable[tuple[str, T]] = ()) -> None:
-        self._rules: dict[str, set[tuple[_Segment, ...]]] = {}
+        self._rules = RuleSet()
         # One segment trie per method: matching cost does not grow with the number of rules.
         self._tries: dict[str, SegmentTrie[_Rule[T]]] = {}
         self._exact: dict[tuple[str, str], _Rule[T]] = {}
@@ -227,13 +182,8 @@ class RouteTable(Generic[T]):
             self.add(rule, value)
 
     def add(self, rule: str, value: T) -> None:
-        method, raw_template = parse_rule(rule)
-        template, segments = _compile(raw_template)
+        method, template, segments = self._rules.add(rule)
         compiled = _Rule(template, segments, value)
-        bucket = self._rules.setdefault(method, set())
-        if segments in bucket:
-            raise ValueError(f"duplicate route rule {method} {template}")
-        bucket.add(segments)
         trie = self._tries.get(method)
         if trie is None:
             trie = self._tries[method] = SegmentTrie()
@@ -243,7 +193,7 @@ class RouteTable(Generic[T]):
             self._exact[(method, "/" + "/".join(s.text for s in segments))] = compiled
 
     def __len__(self) -> int:
-        return sum(len(b) for b in self._rules.values())
+        return len(self._rules)
 
     def _find(self, method: str, key: str, parts: list[str]) -> _Rule[T] | None:
         exact = self._exact.get((method, key))
@@ -279,7 +229,7 @@ class RouteTable(Generic[T]):
 
     def methods_for(self, path: str) -> frozenset[str]:
         """Methods with a rule for ``path`` (for error messages and docs)."""
-        methods = {m for m in (*self._rules, *STANDARD_METHODS) if self.match(m, path) is not None}
+        methods = {m for m in (*self._rules.methods, *STANDARD_METHODS) if self.match(m, path) is not None}
         return frozenset(methods)
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from tframex_asgi.catalog.permissions import PERMISSIONS
 from tframex_asgi.errors import AuthenticationError, ServiceUnavailableError
 
 if TYPE_CHECKING:
@@ -29,27 +30,7 @@ __all__ = [
 logger = logging.getLogger("tframex_asgi.auth")
 
 # The seed's PERMISSIONS names: a token scope naming one of these narrows what the token grants.
-SEED_PERMISSIONS = frozenset(
-    {
-        "agent.execute",
-        "agent.view",
-        "agent.manage",
-        "tool.call",
-        "tool.view",
-        "tool.manage",
-        "flow.execute",
-        "flow.view",
-        "flow.manage",
-        "data.read",
-        "data.write",
-        "data.delete",
-        "user.manage",
-        "role.manage",
-        "system.admin",
-        "metrics.view",
-        "audit.view",
-    }
-)
+SEED_PERMISSIONS = frozenset(PERMISSIONS)
 
 
 class CredentialError(AuthenticationError):

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey, import_key
+from joserfc.jwk import Key, import_key
 
 from tframex_asgi.auth.base import CredentialError, IdPUnavailableError
+from tframex_asgi.config.keys import load_static_key
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
@@ -82,19 +83,6 @@ class HttpClient:
         return body
 
 
-def load_static_key(data: str, key_type: str | None = None) -> Key:
-    """A configured key: a JWK (JSON) or a PEM public key; ``key_type="oct"`` for a secret."""
-    if key_type == "oct":
-        return OctKey.import_key(data.encode())
-    text = data.strip()
-    if text.startswith("{"):
-        return import_key(json.loads(text))
-    for cls in (RSAKey, ECKey, OKPKey):
-        try:
-            return cls.import_key(text)
-        except (JoseError, ValueError, TypeError):
-            continue
-    raise ValueError("public_key is neither a JWK nor a PEM public key")
 
 
 def _jwks_keys(document: Mapping[str, Any]) -> list[Key]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.base import AuthProvider, CredentialError, Credentials, IdPUnavailableError
 from tframex_asgi.auth.principal import set_anonymous, set_principal
+from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS
 from tframex_asgi.context import get_state
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
@@ -73,7 +74,7 @@ class AuthenticationMiddleware:
         providers: Sequence[AuthProvider],
         *,
         api_key_header: str | None = None,
-        public_paths: Iterable[str] = ("/healthz", "/readyz"),
+        public_paths: Iterable[str] = DEFAULT_PUBLIC_PATHS,
         require_auth: bool = True,
         failures: Any = None,
     ) -> None:
@@ -86,7 +87,7 @@ class AuthenticationMiddleware:
         self.require_auth = require_auth
         self.failures = failures
         # Optional capability of the brute-force guard (contracts.md only promises blocked and
-        # record_failure): without it, no request skips the brute-force lookup.
+        # record_failure): without it, the guard is asked on every request.
         self._suspect = getattr(failures, "suspect", None)
         # Providers that can answer from their cache without I/O (optional ``cached``).
         self._cached = {id(p): fn for p in self.providers if (fn := getattr(p, "cached", None)) is not None}
@@ -94,7 +95,8 @@ class AuthenticationMiddleware:
         kinds: dict[bytes, int] = dict.fromkeys(SPOOFABLE, _SPOOFED)
         if self.api_key_header is not None:
             kinds[self.api_key_header] = _API_KEY
-        # Set last: an api_key_header configured as "Authorization" still reads Bearer/Basic.
+        # Set last: a directly built layer with api_key_header="Authorization" still reads it as
+        # Authorization (Bearer API keys included), never as a raw API key header.
         kinds[b"authorization"] = _AUTHORIZATION
         self._header_kinds = kinds
 

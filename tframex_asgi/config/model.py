@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from tframex_asgi.catalog.routes import RuleSet, merge_rules
 from tframex_asgi.config._parse import Section, parse_section, to_plain
 from tframex_asgi.config.metrics import MetricsConfig
 from tframex_asgi.config.persistence import PersistenceConfig
 from tframex_asgi.config.security import SecurityConfig
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["EnterpriseConfig", "ServerConfig"]
+__all__ = ["EnterpriseConfig", "ServerConfig", "authorization_rules"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,28 @@ class ServerConfig(Section):
     server_timing: bool = False
 
     def _check(self, path: str) -> None:
-        header = self.request_id_header
+        header = self.request_id_header  # RequestContextMiddleware takes it as checked here
         if header is not None and (not header or not header.isascii()):
             raise ConfigError(
                 f"{path}.request_id_header", "must be a non-empty ASCII header name, or null to send no request id"
             )
         if self.history_limit < 0:
             raise ConfigError(f"{path}.history_limit", "must be 0 or more")
+
+
+def authorization_rules(config: EnterpriseConfig, guarded: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The ``(rule, permission)`` pairs the authorization layer serves for ``config``: the
+    endpoint's routes, the public paths, a moved Prometheus path, then ``rbac.routes``.
+
+    ``guarded``: rules of routes the app guards itself (RequirePermission / @require_permission),
+    which need no second declaration; explicit ``rbac.routes`` entries, added after, win."""
+    security = config.security
+    rules: dict[str, str] = dict(guarded or {})
+    prometheus = config.metrics.backends.prometheus
+    if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
+        rules[f"GET {prometheus.path}"] = "metrics.view"
+    rules.update(security.rbac.routes)
+    return merge_rules(rules, public_paths=security.public_paths)
 
 
 def _clashing_key(config: EnterpriseConfig, path: str, message: str) -> str:
@@ -107,14 +123,13 @@ class EnterpriseConfig(Section):
 
     def _check(self, path: str) -> None:
         # The authorization route table spans sections (rbac.routes, public_paths, the
-        # Prometheus path): built here as the layer builds it, so a clash is a config error.
+        # Prometheus path): its rules are compiled here as the layer compiles them, so a bad or
+        # clashing rule is a config error naming the key, never a failure at ``serve`` start.
         security = self.security
         if not (security.enabled and security.rbac.enabled):
             return
-        from tframex_asgi.rbac.layer import config_route_table
-
         try:
-            config_route_table(self)
+            RuleSet(rule for rule, _ in authorization_rules(self))
         except ValueError as exc:
             raise ConfigError(_clashing_key(self, path, str(exc)), str(exc)) from None
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from tframex_asgi.catalog.retention import AGE_COLUMNS
 from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
@@ -122,8 +123,6 @@ class PersistenceConfig(Section):
             raise ConfigError(f"{path}.backup_to_s3", f"must be an s3://bucket/prefix URL, got {self.backup_to_s3!r}")
         if self.pool_min_size < 0 or self.pool_max_size < max(1, self.pool_min_size):
             raise ConfigError(f"{path}.pool_max_size", "must be at least 1 and at least pool_min_size")
-        from tframex_asgi.storage.retention import AGE_COLUMNS
-
         for table, days in self.retention.items():
             if table not in AGE_COLUMNS:
                 raise ConfigError(

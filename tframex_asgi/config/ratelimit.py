@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS, RuleSet
 from tframex_asgi.config._parse import Section
 from tframex_asgi.errors import ConfigError
 
@@ -33,12 +34,11 @@ def _check_limit(value: str, path: str) -> None:
 
 
 def _check_routes(routes: Iterable[str], path: str) -> None:
-    from tframex_asgi.paths import RouteTable
-
-    table: RouteTable[None] = RouteTable()
+    """Each rule well formed, and no two matching the same requests (as the route table wants)."""
+    rules = RuleSet()
     for route in routes:
         try:
-            table.add(route, None)
+            rules.add(route)
         except ValueError as exc:
             raise ConfigError(path, str(exc)) from None
 
@@ -77,7 +77,7 @@ class RateLimitConfig(Section):
     auth_failures: str = "10/minute"
     headers_on_success: bool = True
     # Never counted (load balancer health checks).
-    exempt_paths: tuple[str, ...] = ("/healthz", "/readyz")
+    exempt_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
     key_prefix: str = "tframex-rl"
 
     @staticmethod

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tframex_asgi.catalog.permissions import DEFAULT_ROLES, ROLE_NAME_RULE, is_permission_name, is_role_name
+from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS, PUBLIC
 from tframex_asgi.config._parse import Section
 from tframex_asgi.config.audit import AuditConfig
+from tframex_asgi.config.keys import load_static_key
 from tframex_asgi.config.ratelimit import RateLimitConfig, _check_routes
 from tframex_asgi.errors import ConfigError
 
@@ -142,8 +146,6 @@ class JWTConfig(Section):
         if self.max_token_bytes < 256:
             raise ConfigError(f"{path}.max_token_bytes", "must be at least 256")
         if self.public_key:
-            from tframex_asgi.auth.idp import load_static_key
-
             try:
                 load_static_key(self.public_key)
             except Exception:  # joserfc raises several types; the key itself is never echoed
@@ -258,8 +260,6 @@ class ResourcesConfig(Section):
     flows: dict[str, str] = field(default_factory=dict)
 
     def _check(self, path: str) -> None:
-        from tframex_asgi.rbac.permissions import is_permission_name
-
         for kind in ("agents", "tools", "flows"):
             for name, perm in getattr(self, kind).items():
                 if not name:
@@ -295,16 +295,14 @@ class RBACConfig(Section):
     _shorthand = staticmethod(_enabled_shorthand)
 
     def _check(self, path: str) -> None:
-        from tframex_asgi.rbac.permissions import DEFAULT_ROLES, PUBLIC, is_permission_name
-
         if self.cache_ttl < 0:
             raise ConfigError(f"{path}.cache_ttl", "must be 0 or more")
         known_roles = set(DEFAULT_ROLES) | set(self.roles)
         if self.default_role is not None and self.default_role not in known_roles:
             raise ConfigError(f"{path}.default_role", f"unknown role {self.default_role!r}")
         for name, role in self.roles.items():
-            if not re.match(r"^[a-z][a-z0-9_.-]{0,99}$", name):
-                raise ConfigError(f"{path}.roles.{name}", "a role name is a-z, 0-9, '_', '.', '-' from a letter on")
+            if not is_role_name(name):
+                raise ConfigError(f"{path}.roles.{name}", ROLE_NAME_RULE)
             for i, perm in enumerate(role.permissions):
                 if not is_permission_name(perm):
                     raise ConfigError(f"{path}.roles.{name}.permissions[{i}]", f"not a permission name: {perm!r}")
@@ -332,7 +330,7 @@ class SecurityConfig(Section):
 
     enabled: bool = True
     require_auth: bool = True
-    public_paths: tuple[str, ...] = ("/healthz", "/readyz")
+    public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
     auth_providers: AuthProvidersConfig = field(default_factory=AuthProvidersConfig)
     rbac: RBACConfig = field(default_factory=RBACConfig)
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
@@ -350,8 +348,6 @@ class SecurityConfig(Section):
         raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
 
     def _check(self, path: str) -> None:
-        import ipaddress
-
         for i, cidr in enumerate(self.trusted_proxies):
             try:
                 ipaddress.ip_network(cidr, strict=False)

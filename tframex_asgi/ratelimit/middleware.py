@@ -34,7 +34,7 @@ class RateLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, config: RateLimitConfig | None = None, *, backend: Backend | None = None) -> None:
-        cfg = config or RateLimitConfig(enabled=True)
+        cfg = config or RateLimitConfig(enabled=True)  # a RateLimitConfig validated itself when built
         self.app = app
         self.config = cfg
         self.rules = Rules(cfg)

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.auth.changes import publish_change
+from tframex_asgi.catalog.permissions import (
+    ADMIN_ROLE,
+    DEFAULT_ROLES,
+    PERMISSIONS,
+    ROLE_NAME_RULE,
+    is_permission_name,
+    is_role_name,
+)
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.security import RBACConfig
 from tframex_asgi.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from tframex_asgi.rbac import store
-from tframex_asgi.rbac.permissions import ADMIN_ROLE, DEFAULT_ROLES, PERMISSIONS, is_permission_name
+from tframex_asgi.rbac.store import Role
 from tframex_asgi.util import is_uuid, memo_put
 
 if TYPE_CHECKING:
@@ -33,18 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["RBACEngine", "Role", "check_can_assign", "get_rbac"]
 
 logger = logging.getLogger("tframex_asgi.rbac")
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 _MAX_CACHED_USERS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Role:
-    name: str
-    permissions: frozenset[str]  # granted directly
-    inherits: tuple[str, ...] = ()
-    description: str | None = None
-    builtin: bool = False  # a seed or config role: not deletable, resynced at every start
-    id: str | None = None
 
 
 @dataclass
@@ -258,8 +254,8 @@ class RBACEngine:
     ) -> Role:
         await self._fresh()
         perms, parents = frozenset(permissions), tuple(dict.fromkeys(inherits))
-        if not isinstance(name, str) or not _ROLE_NAME.match(name):
-            raise ValidationError("a role name is 1-100 characters of a-z, 0-9, '_', '.', '-' starting with a letter")
+        if not is_role_name(name):
+            raise ValidationError(ROLE_NAME_RULE)
         if name in self._snap.roles:
             raise ConflictError(f"role {name!r} already exists")
         for p in perms:

@@ -19,11 +19,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS, PUBLIC, merge_rules
+from tframex_asgi.config.model import authorization_rules
 from tframex_asgi.context import get_state
 from tframex_asgi.http import send_json_error
-from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path, parse_rule
+from tframex_asgi.paths import MATCH_KEY, RouteTable, normalize_path
 from tframex_asgi.rbac.discover import AUTHENTICATED
-from tframex_asgi.rbac.permissions import ENDPOINT_ROUTES, PUBLIC
 from tframex_asgi.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -43,34 +44,14 @@ def build_route_table(
     routes: Mapping[str, str] | None = None, *, public_paths: Iterable[str] = (), endpoint_routes: bool = True
 ) -> RouteTable[str]:
     """The endpoint's rules, then ``public_paths`` (GET/HEAD), then ``routes`` (later ones win)."""
-    merged: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def put(rule: str, value: str) -> None:
-        method, template = parse_rule(rule)
-        merged[(method, template.rstrip("/").casefold() or "/")] = (f"{method} {template}", value)
-
-    for rule, value in ENDPOINT_ROUTES.items() if endpoint_routes else ():
-        put(rule, value)
-    for path in public_paths:
-        put(f"GET {path}", PUBLIC)
-    for rule, value in (routes or {}).items():
-        put(rule, value)
-    return RouteTable(merged.values())
+    return RouteTable(merge_rules(routes, public_paths=public_paths, endpoint_routes=endpoint_routes))
 
 
 def config_route_table(config: EnterpriseConfig, guarded: Mapping[str, str] | None = None) -> RouteTable[str]:
-    """The route table the layer serves for ``config``; config construction builds it too, so a
-    bad or clashing rule is refused there (naming the key), never at ``serve`` start.
-
-    ``guarded``: rules of routes the app guards itself (RequirePermission / @require_permission),
-    which need no second declaration; explicit ``rbac.routes`` entries, added after, win."""
-    security = config.security
-    rules: dict[str, str] = dict(guarded or {})
-    prometheus = config.metrics.backends.prometheus
-    if prometheus.path != "/metrics":  # the scrape route moved: it still needs metrics.view
-        rules[f"GET {prometheus.path}"] = "metrics.view"
-    rules.update(security.rbac.routes)
-    return build_route_table(rules, public_paths=security.public_paths)
+    """The route table the layer serves for ``config``: see
+    :func:`~tframex_asgi.config.model.authorization_rules`. The config compiled its own rules when
+    it was constructed; only a clash with a ``guarded`` rule can still raise here."""
+    return RouteTable(authorization_rules(config, guarded))
 
 
 class AuthorizationMiddleware:
@@ -82,7 +63,7 @@ class AuthorizationMiddleware:
         app: ASGIApp,
         *,
         routes: Mapping[str, str] | RouteTable[str] | None = None,
-        public_paths: Iterable[str] = ("/healthz", "/readyz"),
+        public_paths: Iterable[str] = DEFAULT_PUBLIC_PATHS,
         endpoint_routes: bool = True,
         challenge: str = "ApiKey",
     ) -> None:

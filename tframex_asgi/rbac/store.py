@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tframex_asgi.catalog.permissions import split_permission
 from tframex_asgi.errors import ConflictError
-from tframex_asgi.rbac.permissions import split_permission
 
 if TYPE_CHECKING:
-    from tframex_asgi.rbac.engine import Role
     from tframex_asgi.storage.base import BaseStorage
 
-__all__ = ["INHERIT_PREFIX", "delete_role", "link_user", "load", "seed", "unlink_user", "write_role"]
+__all__ = ["INHERIT_PREFIX", "Role", "delete_role", "link_user", "load", "seed", "unlink_user", "write_role"]
 
 INHERIT_PREFIX = "@role:"
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role as the engine holds it and these functions store it."""
+
+    name: str
+    permissions: frozenset[str]  # granted directly
+    inherits: tuple[str, ...] = ()
+    description: str | None = None
+    builtin: bool = False  # a seed or config role: not deletable, resynced at every start
+    id: str | None = None
 
 
 async def _ensure(storage: BaseStorage, table: str, key: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -79,8 +91,6 @@ async def seed(storage: BaseStorage, permissions: Mapping[str, str], roles: Mapp
 
 async def load(storage: BaseStorage, builtin: frozenset[str]) -> tuple[dict[str, Role], dict[str, str], frozenset[str]]:
     """``(roles by name, role name by id, every real permission)`` as stored."""
-    from tframex_asgi.rbac.engine import Role
-
     perm_by_id = {str(r["id"]): str(r["name"]) for r in await storage.read("permissions")}
     role_rows = await storage.read("roles")
     direct: dict[str, set[str]] = {str(r["id"]): set() for r in role_rows}

@@ -9,25 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from tframex_asgi.catalog.retention import AGE_COLUMNS
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.storage.base import BaseStorage
 from tframex_asgi.storage.schema import TABLES
 from tframex_asgi.util import naive_utc
 
 __all__ = ["AGE_COLUMNS", "age_column", "export_table", "prune"]
-
-# Identity and RBAC tables are never aged out; everything that grows with traffic is.
-AGE_COLUMNS: dict[str, str] = {
-    "conversations": "created_at",
-    "messages": "created_at",
-    "flow_executions": "started_at",
-    "flow_steps": "started_at",
-    "agent_executions": "started_at",
-    "tool_calls": "called_at",
-    "metrics": "timestamp",
-    "events": "created_at",
-    "audit_logs": "created_at",
-}
 
 Progress = Callable[[int, int | None], None]  # (done, total or None)
 
