@@ -30,6 +30,7 @@ from tframex_asgi.auth.store import IdentityStore
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.events import EventBus
+from tframex_asgi.mcp.metrics import mcp_callbacks
 from tframex_asgi.metrics.assemble import build_collector
 from tframex_asgi.metrics.collector import MetricsCollector
 from tframex_asgi.ratelimit.backend import Backend, RateLimitStats, open_backend, redis_pool
@@ -305,7 +306,7 @@ class Services:
             clock=self.clock,
             storage=lambda: (self.writer, self.storage) if self.config.persistence.enabled else None,
             writer=lambda: self.built("writer"),
-            mcp=lambda: self.mcp,
+            observed=mcp_callbacks(lambda: self.mcp),
             meter_provider=self.meter_provider,
         )
         self._lifecycle(built.collector.start, built.collector.stop)

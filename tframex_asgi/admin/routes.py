@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,8 +22,10 @@ from tframex_asgi.context import get_state
 from tframex_asgi.errors import NotFoundError, TFrameXASGIError, ValidationError
 from tframex_asgi.jsonbody import read_json_object
 from tframex_asgi.rbac.guard import missing_permissions
-from tframex_asgi.services import Services
 from tframex_asgi.timefmt import json_default
+
+if TYPE_CHECKING:
+    from tframex_asgi.services import Services
 
 __all__ = ["admin_routes"]
 

@@ -83,8 +83,6 @@ class HttpClient:
         return body
 
 
-
-
 def _jwks_keys(document: Mapping[str, Any]) -> list[Key]:
     keys: list[Key] = []
     for entry in document.get("keys") or ():

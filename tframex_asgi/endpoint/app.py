@@ -22,7 +22,7 @@ from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.context import get_state
 from tframex_asgi.endpoint import handlers
 from tframex_asgi.endpoint.conversations import ConversationStore, conversation_cache
-from tframex_asgi.endpoint.openai import chat, models, responses
+from tframex_asgi.endpoint.openai import chat, models, responses_route
 from tframex_asgi.endpoint.openai.errors import OPENAI_PREFIX, openai_error, openai_error_response
 from tframex_asgi.endpoint.recorder import enable_recording
 from tframex_asgi.endpoint.runner import AgentRunner
@@ -144,7 +144,7 @@ class TFrameXEndpoint:
             r("/conversations/{id}", handlers.get_conversation, ["GET"]),
             r("/conversations/{id}", handlers.delete_conversation, ["DELETE"]),
             r("/v1/chat/completions", chat.chat_completions, ["POST"]),
-            r("/v1/responses", responses.create_response, ["POST"]),
+            r("/v1/responses", responses_route.create_response, ["POST"]),
             r("/v1/models", models.list_models, ["GET"]),
             r("/v1/models/{id}", models.get_model, ["GET"]),
         ]

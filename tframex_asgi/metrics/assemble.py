@@ -8,15 +8,14 @@ created after the collector); the layer is built in :mod:`tframex_asgi.layers`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.clock import Clock
 from tframex_asgi.config.metrics import MetricsConfig
 from tframex_asgi.events import EventBus
-from tframex_asgi.mcp.metrics import mcp_callbacks
-from tframex_asgi.metrics.backend import MetricsBackend, load_custom_backend
+from tframex_asgi.metrics.backend import Callback, MetricsBackend, load_custom_backend
 from tframex_asgi.metrics.collector import MetricsCollector
 from tframex_asgi.metrics.process import PROCESS_CALLBACKS, writer_callbacks
 
@@ -81,17 +80,17 @@ def build_collector(
     clock: Clock,
     storage: Callable[[], Any],
     writer: Callable[[], Any],
-    mcp: Callable[[], Any],
+    observed: Mapping[str, Callback] = {},
     meter_provider: Any = None,
 ) -> BuiltMetrics:
     """A collector subscribed to ``events``. ``storage()``: ``(write queue, storage)`` for the
-    metrics-table backend, or None with persistence off; ``writer()`` / ``mcp()``: the write
-    queue / MCP hub if there is one, read at collection time."""
+    metrics-table backend, or None with persistence off; ``writer()``: the write queue if there
+    is one, read at collection time; ``observed``: more metrics read at collection time."""
     backends, guarded, prometheus = _backends(cfg, clock, storage, meter_provider)
     collector = MetricsCollector(
         backends, max_series=cfg.max_series, export_interval=cfg.export_interval, guarded=guarded
     )
-    for name, callback in {**PROCESS_CALLBACKS, **writer_callbacks(writer), **mcp_callbacks(mcp)}.items():
+    for name, callback in {**PROCESS_CALLBACKS, **writer_callbacks(writer), **observed}.items():
         collector.observe_with(name, callback)
     events.subscribe(collector.on_event)
     routes: tuple[BaseRoute, ...] = ()
