@@ -10,9 +10,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 
-from tframex_asgi import EnterpriseMiddleware
+from tframex_asgi import EnterpriseMiddleware, TFrameXEndpoint
 from tframex_asgi.demo import build_demo_app
-from tframex_asgi.endpoint import TFrameXEndpoint
 from tframex_asgi.rbac import RequirePermission
 
 app = FastAPI(title="TFrameX agents")

@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from tframex_asgi import EnterpriseMiddleware
+from tframex_asgi import EnterpriseMiddleware, TFrameXEndpoint
 from tframex_asgi.demo import build_demo_app
-from tframex_asgi.endpoint import TFrameXEndpoint
 
 
 async def whoami(request: Request) -> JSONResponse:

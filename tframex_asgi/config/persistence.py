@@ -27,7 +27,7 @@ class WriteQueueConfig(Section):
     _path: ClassVar[str] = "enterprise.persistence.queue"
 
     max_size: int = 50_000
-    # Up to this many rows per batch (one transaction); 5000 sustains >= 20k rows/s into PostgreSQL.
+    # Up to this many rows per batch (one transaction): large enough that a burst is a few transactions.
     batch_size: int = 5000
     flush_interval: float = 0.2
     spill_path: str = "./tframex-spill.jsonl"
