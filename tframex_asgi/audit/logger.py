@@ -20,7 +20,6 @@ import asyncio
 import contextvars
 import datetime as dt
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from tframex_asgi.audit.records import (
 from tframex_asgi.audit.redact import REDACTED, Redactor, escape_text, truncate
 from tframex_asgi.clock import Clock, SystemClock
 from tframex_asgi.config.audit import AuditConfig
+from tframex_asgi.ids import new_uuid
 from tframex_asgi.types import Scope
 
 try:
@@ -59,13 +59,9 @@ logger = logging.getLogger("tframex_asgi.audit")
 _MEMO_SIZE = 4096
 # Longer values are escaped every time (rare), so the memo never holds more than ~2 MB.
 _MEMO_MAX_CHARS = 512
-# Row ids come from one os.urandom call per this many rows (one uuid4() is one syscall each).
-_ID_BATCH = 256
 # One loop callback builds at most this many rows (~11 µs each), then yields the loop to the
 # requests: a burst of captures never holds the loop for more than ~1.5 ms.
 _DRAIN_BATCH = 128
-# RFC 4122 version 4: the variant's two high bits are 10.
-_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 Actor = tuple[str, str, str | None, str | None, bool]
 _ACTOR_KEYS = ("id", "username", "auth_method", "api_key_id", "external")
@@ -139,7 +135,6 @@ class AuditLogger:
         self._paths: dict[tuple[Any, Any, Any], str] = {}
         self._actors: dict[tuple[Any, ...], tuple[str | None, Actor]] = {}
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
-        self._ids: list[str] = []
 
     @property
     def chain_id(self) -> str | None:
@@ -157,17 +152,6 @@ class AuditLogger:
     @staticmethod
     def _datetime(seconds: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-
-    def _new_id(self) -> str:
-        """A random (version 4) UUID as text."""
-        ids = self._ids
-        if not ids:
-            raw = os.urandom(16 * _ID_BATCH).hex()
-            ids.extend(
-                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
-            )
-        return ids.pop()
 
     def _clean(self, value: str) -> str:
         """``redactor.text(value)``, memoised (a value holding a secret is never kept as a key).
@@ -355,7 +339,7 @@ class AuditLogger:
             "actor": None if actor is None else dict(zip(_ACTOR_KEYS, actor, strict=True)),
         }
         row: dict[str, Any] = {
-            "id": self._new_id(),
+            "id": new_uuid(),
             "user_id": shape.user_id,
             "action": shape.action,
             "resource_type": "http",
@@ -481,7 +465,7 @@ class AuditLogger:
                 if actor is not None:
                     new.setdefault("actor", actor)
                 row: dict[str, Any] = {
-                    "id": self._new_id(),
+                    "id": new_uuid(),
                     "user_id": user_id,
                     "action": self._text(action, 100),
                     "resource_type": self._text(resource_type, 100),
@@ -550,7 +534,7 @@ class AuditLogger:
         self.sink.submit(
             "events",
             {
-                "id": self._new_id(),
+                "id": new_uuid(),
                 "event_type": self._text(event_type, 100),
                 "event_source": "tframex_asgi.audit",
                 "user_id": user_id,
@@ -595,7 +579,7 @@ class AuditLogger:
             if self.signer is not None and self.signer.seq > 0:
                 self._submit_audit(
                     {
-                        "id": self._new_id(),
+                        "id": new_uuid(),
                         "user_id": None,
                         "action": CHAIN_END_ACTION,
                         "resource_type": "audit_chain",
