@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from tframex_asgi.audit.checkpoints import checkpoints_from
+
 __all__ = [
     "CHAIN_END_ACTION",
     "GENESIS",
@@ -309,7 +311,7 @@ class Verifier:
         self.key = key
         self.max_problems = max_problems
         # chain_id -> (last pruned seq, its row_hash), from ``audit.prune`` rows
-        # (tframex_asgi.audit.prune): such a chain starts there, not at seq 1 and GENESIS.
+        # (tframex_asgi.audit.checkpoints): such a chain starts there, not at seq 1 and GENESIS.
         self.checkpoints = dict(checkpoints or {})
         self.report = VerifyReport()
         self._chain: str | None = None
@@ -372,8 +374,6 @@ class Verifier:
 
 def verify_rows(rows: Iterable[Mapping[str, Any]], key: bytes | None = None) -> VerifyReport:
     """Verify rows in any order (sorted here by chain and seq); for tests and small exports."""
-    from tframex_asgi.audit.prune import checkpoints_from
-
     rows = list(rows)
     verifier = Verifier(key, checkpoints=checkpoints_from(rows))
     for row in sorted(rows, key=lambda r: (str(r.get("chain_id") or ""), int(r.get("seq") or 0))):
