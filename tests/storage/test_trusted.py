@@ -157,7 +157,7 @@ async def test_spilled_trusted_rows_are_replayed_validated_once(tmp_path: Path) 
     await writer.stop()
 
 
-async def test_trusted_on_an_unknown_table_or_a_non_dict_is_rejected_as_before(tmp_path: Path) -> None:
+async def test_trusted_on_an_unknown_table_is_rejected(tmp_path: Path) -> None:
     store = Recording()
     writer = _writer(store, tmp_path)
     writer.submit("nope", {"id": "x"}, trusted=True)
