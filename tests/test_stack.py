@@ -231,29 +231,6 @@ async def test_generated_request_ids_are_random_hex_and_unique() -> None:
     assert len(seen) == 50
 
 
-def test_a_forked_child_never_reuses_the_parents_pending_ids() -> None:
-    import os
-
-    from tframex_asgi import context
-
-    context.new_request_id()  # the pool holds pending ids now
-    pending = set(context._ids)
-    assert pending
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: report the next ids it would hand out
-        try:
-            os.write(write, ",".join(context.new_request_id() for _ in range(5)).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child_ids = set(pipe.read().split(","))
-    os.waitpid(pid, 0)
-    assert len(child_ids) == 5
-    assert not child_ids & pending
-
-
 async def test_forwarded_for_is_ignored_without_trusted_proxies() -> None:
     stack = build_stack(hello, **OPEN)
     async with stack:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
+from tframex_asgi.ids import new_hex_id
 from tframex_asgi.openai_shape import openai_error_send
 from tframex_asgi.paths import RouteTable, match_early
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,31 +27,8 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # a log line or the echoed header. (Long hex ids stay: they are trace ids, like ours.)
 _CREDENTIAL_ID = re.compile(rb"eyJ[A-Za-z0-9_-]*\.|tfx_")
 
-# Request ids: 128 random bits as 32 hex digits, like ``uuid4().hex``, from the same source
-# (os.urandom), but drawn 64 at a time: one system call per 64 requests instead of one each.
-# Every id is fully random (no counter), so ids reveal neither request volume nor each other.
-# ``list.pop`` is atomic, so threads never share an id; a forked child drops the parent's
-# unused ids, which the parent would hand out too.
-_ID_BATCH = 64
-_ids: list[str] = []
-
-
-def _refill() -> None:
-    block = os.urandom(16 * _ID_BATCH).hex()
-    _ids.extend([block[i : i + 32] for i in range(0, 32 * _ID_BATCH, 32)])
-
-
-def new_request_id() -> str:
-    """A fresh random request id (32 hex digits)."""
-    try:
-        return _ids.pop()
-    except IndexError:
-        _refill()
-        return _ids.pop()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.clear)
+# A fresh random request id (32 hex digits), from the fork-safe pool of tframex_asgi.ids.
+new_request_id = new_hex_id
 
 
 class RequestState(dict[str, Any]):

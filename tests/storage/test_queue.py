@@ -32,11 +32,11 @@ class Flaky(MemoryStorage):
         self.batches: list[int] = []
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
     ) -> list[str]:
         if self.down:
             raise StorageError("connection refused")
-        ids = await super().write_many(table, rows, skip_existing=skip_existing, trusted=trusted)
+        ids = await super().write_many(table, rows, skip_existing=skip_existing)
         self.batches.append(len(rows))
         if self.lose_ack:
             self.lose_ack = False

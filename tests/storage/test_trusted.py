@@ -24,28 +24,19 @@ FAST = WriteQueueConfig(max_size=1000, batch_size=50, flush_interval=0.01)
 
 
 class Recording(MemoryStorage):
-    """Memory storage that records the ``trusted`` flag of every batch and can be 'down'."""
+    """Memory storage that records the size of every batch and can be 'down'."""
 
     def __init__(self) -> None:
         super().__init__()
         self.down = False
-        self.calls: list[tuple[str, int, bool]] = []
+        self.calls: list[tuple[str, int]] = []
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
-    ) -> list[str]:
-        self.calls.append((table, len(rows), trusted))
-        if self.down:
-            raise StorageError("connection refused")
-        return await super().write_many(table, rows, skip_existing=skip_existing, trusted=trusted)
-
-
-class Legacy(MemoryStorage):
-    """A storage written before ``trusted`` existed."""
-
-    async def write_many(  # type: ignore[override]
         self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
     ) -> list[str]:
+        self.calls.append((table, len(rows)))
+        if self.down:
+            raise StorageError("connection refused")
         return await super().write_many(table, rows, skip_existing=skip_existing)
 
 
@@ -101,7 +92,7 @@ async def test_trusted_rows_still_get_an_id_and_their_timestamps(tmp_path: Path)
     await writer.flush()
     (row,) = await store.read("metrics")
     assert uuid.UUID(row["id"]) and isinstance(row["timestamp"], datetime)
-    assert store.calls == [("metrics", 1, True)]
+    assert store.calls == [("metrics", 1)]
     await writer.stop()
 
 
@@ -120,9 +111,9 @@ async def test_a_bad_trusted_row_falls_back_and_loses_no_other_row(tmp_path: Pat
     stored = {r["id"]: r for r in await store.read("audit_logs")}
     assert set(stored) == {r["id"] for i, r in enumerate(rows) if i not in (3, 5)}
     assert stored[rows[7]["id"]]["ip_address"] == "10.0.0.7"
-    # The trusted batch failed, then every row went through the validated path one by one.
-    assert store.calls[0] == ("audit_logs", 10, True)
-    assert all(not trusted and n == 1 for _, n, trusted in store.calls[1:])
+    # The batch failed, then every row was written on its own.
+    assert store.calls[0] == ("audit_logs", 10)
+    assert all(n == 1 for _, n in store.calls[1:])
     await writer.stop()
 
 
@@ -159,41 +150,18 @@ async def test_spilled_trusted_rows_are_replayed_validated_once(tmp_path: Path) 
     store.down, store.calls = False, []
     await writer.drain()
     assert await store.count("audit_logs") == 30 and writer.dropped_total == 0
-    assert store.calls and all(not trusted for _, _, trusted in store.calls)
+    assert store.calls
     stored = {r["id"]: r for r in await store.read("audit_logs")}
     assert stored[rows[4]["id"]]["created_at"] == rows[4]["created_at"]
     assert stored[rows[4]["id"]]["new_values"] == rows[4]["new_values"]
     await writer.stop()
 
 
-async def test_a_storage_without_the_flag_still_gets_trusted_rows(tmp_path: Path) -> None:
-    store = Legacy()
-    writer = _writer(store, tmp_path)
-    await writer.start()
-    for i in range(5):
-        writer.submit("audit_logs", _audit(i), trusted=True)
-    await writer.flush()
-    assert await store.count("audit_logs") == 5 and writer.spilled_total == 0
-    await writer.stop()
-
-
-async def test_trusted_on_an_unknown_table_or_a_non_dict_is_rejected_as_before(tmp_path: Path) -> None:
+async def test_trusted_on_an_unknown_table_is_rejected(tmp_path: Path) -> None:
     store = Recording()
     writer = _writer(store, tmp_path)
     writer.submit("nope", {"id": "x"}, trusted=True)
     assert writer.rejected_total == 1 and writer.dropped_total == 0 and writer.depth == 0
-
-
-async def test_write_many_trusted_matches_validated_on_every_backend(storage: BaseStorage) -> None:
-    a, b = _audit(1), _audit(1)
-    b["id"] = str(uuid.uuid4())
-    assert await storage.write_many("audit_logs", [a], trusted=True) == [a["id"]]
-    assert await storage.write_many("audit_logs", [b]) == [b["id"]]
-    got_a = (await storage.read("audit_logs", {"id": a["id"]}))[0]
-    got_b = (await storage.read("audit_logs", {"id": b["id"]}))[0]
-    assert {**got_a, "id": None} == {**got_b, "id": None}
-    with pytest.raises(ValidationError):
-        await storage.write_many("audit_logs", [_audit(2, reason="x" * 101)], trusted=True)
 
 
 # -- the fast paths of prepare_insert give exactly what the coerce functions give ---------------

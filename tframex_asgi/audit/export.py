@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tframex_asgi.audit.chain import Verifier, VerifyReport
+from tframex_asgi.audit.checkpoints import load_checkpoints
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
 from tframex_asgi.errors import ConfigError
@@ -85,8 +86,6 @@ async def iter_rows(
 
 
 async def verify_storage(storage: Any, key: bytes | None = None) -> VerifyReport:
-    from tframex_asgi.audit.prune import load_checkpoints
-
     verifier = Verifier(key, checkpoints=await load_checkpoints(storage))
     async for row in iter_rows(storage):
         verifier.feed(row)

@@ -12,13 +12,12 @@ forward, so pruning a checkpoint row itself loses nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["PRUNE_ACTION", "checkpoints_from", "load_checkpoints", "prune_audit"]
+from tframex_asgi.audit.checkpoints import PRUNE_ACTION, Checkpoints, checkpoints_from, load_checkpoints
+from tframex_asgi.audit.export import iter_rows
 
-PRUNE_ACTION = "audit.prune"
-Checkpoints = dict[str, tuple[int, str]]  # chain_id -> (last pruned seq, its row_hash)
+__all__ = ["PRUNE_ACTION", "checkpoints_from", "load_checkpoints", "prune_audit"]
 
 
 def _naive_utc(value: Any) -> dt.datetime | None:
@@ -32,37 +31,12 @@ def _naive_utc(value: Any) -> dt.datetime | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def checkpoints_from(rows: Iterable[Mapping[str, Any]]) -> Checkpoints:
-    """The checkpoints declared by ``audit.prune`` rows (the furthest one per chain)."""
-    found: Checkpoints = {}
-    for row in rows:
-        if row.get("action") != PRUNE_ACTION:
-            continue
-        values = row.get("new_values")
-        chains = values.get("chains") if isinstance(values, Mapping) else None
-        if not isinstance(chains, Mapping):
-            continue
-        for chain_id, point in chains.items():
-            if not isinstance(point, Mapping):
-                continue
-            seq, row_hash = point.get("through_seq"), point.get("through_hash")
-            if isinstance(seq, int) and isinstance(row_hash, str) and seq > found.get(str(chain_id), (0, ""))[0]:
-                found[str(chain_id)] = (seq, row_hash)
-    return found
-
-
-async def load_checkpoints(storage: Any) -> Checkpoints:
-    rows = await storage.read("audit_logs", {"action": PRUNE_ACTION}, limit=100_000)
-    return checkpoints_from(rows)
-
-
 async def prune_audit(services: Any, before: dt.datetime) -> int:
     """Delete ``audit_logs`` rows created before ``before`` (naive UTC), after recording the
     checkpoint that keeps the remaining chains verifiable. Returns the rows deleted.
 
     ``services`` must be started; its audit logger writes the checkpoint row.
     """
-    from tframex_asgi.audit.export import iter_rows
     from tframex_asgi.audit.logger import get_audit
 
     storage = services.storage

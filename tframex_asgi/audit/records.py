@@ -1,6 +1,6 @@
 """Small pure helpers that turn request facts into column values of an audit row.
 
-The request path only *captures* a request (:data:`RequestCapture`: a flat tuple of immutable
+The request path only *captures* a request (:class:`RequestCapture`: a named tuple of immutable
 values read from the scope); every row is built from it later, off the request path.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from tframex_asgi.types import Scope
 
@@ -36,12 +36,30 @@ SECURITY_STATUSES: dict[int, str] = {
 # Reasons the audit layer itself gives to requests that failed, not were refused: no denial.
 OPERATIONAL_REASONS = frozenset({"internal_error", "cancelled", "no_response"})
 
-# What the request path keeps of one request, in this order (a plain tuple: building a
-# NamedTuple or a dict would cost more than everything else the request path does):
-#   created (wall seconds), method, path, raw_path, root_path, normalize (True: path is the
-#   scope's, to normalise when the row is built; False: path is final), query_string, route,
-#   status, duration_ms, reason, principal, client ip, user-agent (raw bytes), request id.
-RequestCapture = tuple[float, Any, Any, Any, Any, bool, Any, Any, int, int, str | None, Any, Any, bytes | None, Any]
+
+class RequestCapture(NamedTuple):
+    """What the request path keeps of one request: references to immutable values, nothing computed."""
+
+    created: float  # wall-clock seconds
+    method: Any
+    path: Any
+    raw_path: Any
+    root_path: Any
+    normalize: bool  # True: ``path`` is the scope's, normalised when the row is built; False: final
+    query: Any  # the raw query string
+    route: Any
+    status: int
+    duration_ms: int
+    reason: str | None
+    principal: Any
+    ip: Any  # the client address
+    user_agent: bytes | None  # the raw header value
+    request_id: Any
+
+
+# tuple.__new__ directly: the generated RequestCapture(...) constructor is a Python-level call,
+# which would cost the request path more than the rest of capture_request.
+_new_capture = tuple.__new__
 
 
 def capture_request(
@@ -69,22 +87,25 @@ def capture_request(
     else:
         client = scope.get("client")
         ip = client[0] if client else None
-    return (
-        created,
-        scope.get("method", ""),
-        scope.get("path", "") if path is None else path,
-        scope.get("raw_path"),
-        scope.get("root_path", ""),
-        path is None,
-        scope.get("query_string", b""),
-        route,
-        status,
-        duration_ms,
-        reason,
-        state.get("principal") or scope.get("user"),
-        ip,
-        ua,
-        state.get("request_id"),
+    return _new_capture(
+        RequestCapture,
+        (
+            created,
+            scope.get("method", ""),
+            scope.get("path", "") if path is None else path,
+            scope.get("raw_path"),
+            scope.get("root_path", ""),
+            path is None,
+            scope.get("query_string", b""),
+            route,
+            status,
+            duration_ms,
+            reason,
+            state.get("principal") or scope.get("user"),
+            ip,
+            ua,
+            state.get("request_id"),
+        ),
     )
 
 

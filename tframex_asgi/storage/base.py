@@ -45,16 +45,12 @@ class BaseStorage(ABC):
 
     @abstractmethod
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
     ) -> list[str]:
         """Insert rows in one batch (one transaction where the backend has them).
 
         ``skip_existing`` ignores rows whose primary key is already stored (replays are
         idempotent: ``ON CONFLICT (id) DO NOTHING``); other conflicts still raise.
-        ``trusted`` says the rows come from a producer that builds canonical rows from the schema
-        (see :meth:`WriteQueue.submit <tframex_asgi.storage.queue.WriteQueue.submit>`). It never
-        changes what is stored: every row is still checked (values already canonical cost
-        only a type test) and the errors are the same.
         """
 
     @abstractmethod

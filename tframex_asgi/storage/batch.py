@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchWriting", "Item"]
 
 logger = logging.getLogger("tframex_asgi.storage.queue")
-# (table, row, trusted): see WriteQueue.submit.
+# (table, row, trusted): see WriteQueue.submit (the flag only spares submit a copy of the row).
 Item = tuple[str, dict[str, Any], bool]
 # Foreign keys to users that a row may lose rather than be lost: token identities have no users row.
 _USER_REFS = {
@@ -31,7 +30,6 @@ class BatchWriting:
     written_total: int
     rejected_total: int
     _spilling: bool  # already spilling: an outage was logged, retries log at debug
-    _trusted_ok: bool | None = None  # whether storage.write_many takes ``trusted`` (checked once)
 
     async def _write(self, items: list[Item], done: Callable[[int], None]) -> bool:
         """Write ``items`` in order, run by run of one table; False at the first outage."""
@@ -42,15 +40,10 @@ class BatchWriting:
             while end < len(items) and items[end][0] == table:
                 end += 1
             rows = [data for _, data, _ in items[start:end]]
-            # A storage written before ``trusted`` existed gets the plain call.
-            trusted = self._takes_trusted() and all(t for _, _, t in items[start:end])
             try:
-                if trusted:
-                    await self.storage.write_many(table, rows, skip_existing=True, trusted=True)
-                else:
-                    await self.storage.write_many(table, rows, skip_existing=True)
+                await self.storage.write_many(table, rows, skip_existing=True)
             except (ValidationError, ConflictError):
-                # One bad row (or a trusted caller's bug): every row again on the validated path.
+                # One bad row (or a trusted producer's bug): every row again, one by one.
                 if not await self._one_by_one(table, rows):
                     return False
             except Exception as exc:
@@ -66,19 +59,6 @@ class BatchWriting:
         log = logger.debug if self._spilling else logger.warning
         cause = exc.__cause__ or exc  # the driver error (our StorageError is generic)
         log("write queue: database unavailable (%s: %s); spilling", type(cause).__name__, cause)
-
-    def _takes_trusted(self) -> bool:
-        takes = self._trusted_ok
-        if takes is None:
-            try:
-                params = inspect.signature(self.storage.write_many).parameters.values()
-            except (TypeError, ValueError):
-                params = None
-            takes = params is not None and any(
-                p.name == "trusted" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params
-            )
-            self._trusted_ok = takes
-        return takes
 
     async def _one_by_one(self, table: str, rows: list[dict[str, Any]]) -> bool:
         """Isolate the rows the schema refuses, so one bad row never blocks the others."""

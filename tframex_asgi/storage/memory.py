@@ -85,7 +85,7 @@ class MemoryStorage(BaseStorage):
         return (await self.write_many(table, [data]))[0]
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
     ) -> list[str]:
         tbl = table_of(table)
         prepared = [row async for chunk in prepared_chunks(tbl.name, rows) for row in chunk]

@@ -186,11 +186,9 @@ class PostgresStorage(SQLStorage):
         except DRIVER_ERRORS as exc:
             raise await self._failed(exc) from exc
 
-    async def write_many(
-        self, table: str, rows: Sequence[Any], *, skip_existing: bool = False, trusted: bool = False
-    ) -> list[str]:
+    async def write_many(self, table: str, rows: Sequence[Any], *, skip_existing: bool = False) -> list[str]:
         if len(rows) < COPY_THRESHOLD:
-            return await super().write_many(table, rows, skip_existing=skip_existing, trusted=trusted)
+            return await super().write_many(table, rows, skip_existing=skip_existing)
         from tframex_asgi.storage.validate import row_key
 
         tbl = schema_table(table)

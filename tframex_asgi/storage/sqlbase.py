@@ -50,7 +50,7 @@ class SQLStorage(BaseStorage):
         return (await self.write_many(table, [data]))[0]
 
     async def write_many(
-        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False, trusted: bool = False
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False
     ) -> list[str]:
         tbl = _table(table)
         prepared, values = await self._prepared_params(tbl, rows)
