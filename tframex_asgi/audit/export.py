@@ -21,6 +21,7 @@ from tframex_asgi.audit.checkpoints import load_checkpoints
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
 from tframex_asgi.errors import ConfigError
+from tframex_asgi.util import as_naive_utc
 
 __all__ = ["Progress", "export_rows", "iter_rows", "read_jsonl", "verify_storage"]
 
@@ -107,8 +108,7 @@ def _in_window(row: Mapping[str, Any], since: dt.datetime | None, until: dt.date
         moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
     if not isinstance(moment, dt.datetime):
         return False
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    moment = as_naive_utc(moment)
     return (since is None or moment >= since) and (until is None or moment <= until)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tframex_asgi.audit.checkpoints import PRUNE_ACTION, Checkpoints, checkpoints_from, load_checkpoints
 from tframex_asgi.audit.export import iter_rows
+from tframex_asgi.util import as_naive_utc
 
 __all__ = ["PRUNE_ACTION", "checkpoints_from", "load_checkpoints", "prune_audit"]
 
@@ -28,7 +29,7 @@ def _naive_utc(value: Any) -> dt.datetime | None:
             return None
     if not isinstance(value, dt.datetime):
         return None
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    return as_naive_utc(value)
 
 
 async def prune_audit(services: Any, before: dt.datetime) -> int:

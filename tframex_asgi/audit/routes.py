@@ -29,6 +29,7 @@ from tframex_asgi.errors import ValidationError
 from tframex_asgi.http import error_body
 from tframex_asgi.storage.schema import AUDIT_FILTERS, TABLES
 from tframex_asgi.storage.validate import coerce
+from tframex_asgi.util import as_naive_utc
 
 __all__ = ["KEY_ORDER", "audit_routes", "parse_time", "public_row", "query_audit"]
 
@@ -67,7 +68,7 @@ def parse_time(value: str, name: str) -> dt.datetime:
 
 def _as_time(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+        return as_naive_utc(value)
     if isinstance(value, str):
         try:
             return _as_time(dt.datetime.fromisoformat(value))

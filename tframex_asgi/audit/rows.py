@@ -20,6 +20,7 @@ from tframex_asgi.audit.redact import REDACTED, Redactor, escape_text, truncate
 from tframex_asgi.ids import new_uuid
 from tframex_asgi.paths import normalize_path
 from tframex_asgi.types import Scope
+from tframex_asgi.util import memo_put, naive_utc
 
 __all__ = ["RowBuilder", "Shape", "chain_end_row", "utc_datetime"]
 
@@ -58,7 +59,7 @@ class Shape:
 
 def utc_datetime(seconds: float) -> dt.datetime:
     """Wall-clock seconds as a naive UTC datetime (the form every backend stores)."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    return naive_utc(seconds)
 
 
 def _request_id_text(request_id: Any) -> str | None:
@@ -66,9 +67,7 @@ def _request_id_text(request_id: Any) -> str | None:
 
 
 def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[key] = value
+    memo_put(memo, key, value, _MEMO_SIZE)
 
 
 class RowBuilder:

@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.events import (
@@ -28,6 +28,7 @@ from tframex_asgi.events import (
 from tframex_asgi.storable import storable_json, storable_text
 from tframex_asgi.storage.queue import WriteQueue
 from tframex_asgi.storage.validate import MAX_VALUE_CHARS
+from tframex_asgi.util import naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.services import Services
@@ -40,7 +41,7 @@ MAX_OPEN_RUNS = 10_000  # runs whose end never came (a bug) must not grow memory
 
 
 def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+    return naive_utc(seconds)
 
 
 def _text(value: Any, limit: int = MAX_VALUE_CHARS) -> str | None:
