@@ -16,6 +16,7 @@ from typing import Any
 
 from tframex_asgi.audit.checkpoints import PRUNE_ACTION, Checkpoints, checkpoints_from, load_checkpoints
 from tframex_asgi.audit.export import iter_rows
+from tframex_asgi.audit.logger import get_audit
 from tframex_asgi.util import as_naive_utc
 
 __all__ = ["PRUNE_ACTION", "checkpoints_from", "load_checkpoints", "prune_audit"]
@@ -38,7 +39,6 @@ async def prune_audit(services: Any, before: dt.datetime) -> int:
 
     ``services`` must be started; its audit logger writes the checkpoint row.
     """
-    from tframex_asgi.audit.logger import get_audit
 
     storage = services.storage
     cutoff = _naive_utc(before)

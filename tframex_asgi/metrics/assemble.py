@@ -18,6 +18,10 @@ from tframex_asgi.events import EventBus
 from tframex_asgi.metrics.backend import Callback, MetricsBackend, load_custom_backend
 from tframex_asgi.metrics.collector import MetricsCollector
 from tframex_asgi.metrics.process import PROCESS_CALLBACKS, writer_callbacks
+from tframex_asgi.metrics.prometheus import prometheus_backend
+from tframex_asgi.metrics.routes import metrics_route
+from tframex_asgi.metrics.statsd import StatsDBackend
+from tframex_asgi.metrics.storage_backend import storage_backend
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -45,17 +49,11 @@ def _backends(
     # Metrics switched on with no backend named at all: Prometheus in-app. Naming any backend
     # (opentelemetry alone included) means exactly those.
     if backends_cfg.prometheus.enabled or not backends_cfg.any_enabled:
-        from tframex_asgi.metrics.prometheus import prometheus_backend
-
         prometheus = prometheus_backend(backends_cfg.prometheus, f"{_PATH}.prometheus")
         backends.append(("prometheus", prometheus))
     if backends_cfg.statsd.enabled:
-        from tframex_asgi.metrics.statsd import StatsDBackend
-
         backends.append(("statsd", StatsDBackend(backends_cfg.statsd)))
     if backends_cfg.storage.enabled:
-        from tframex_asgi.metrics.storage_backend import storage_backend
-
         backends.append(("storage", storage_backend(cfg, storage(), clock, f"{_PATH}.storage")))
     if backends_cfg.opentelemetry.enabled:
         backends_cfg.opentelemetry.check_endpoint(f"{_PATH}.opentelemetry")
@@ -95,7 +93,5 @@ def build_collector(
     events.subscribe(collector.on_event)
     routes: tuple[BaseRoute, ...] = ()
     if prometheus is not None and prometheus.config.port is None:
-        from tframex_asgi.metrics.routes import metrics_route
-
         routes = (metrics_route(prometheus, collector),)
     return BuiltMetrics(collector, routes)

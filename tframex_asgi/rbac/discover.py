@@ -20,6 +20,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from tframex_asgi.rbac.guard import RequirePermission
+
 __all__ = ["AUTHENTICATED", "guarded_routes"]
 
 logger = logging.getLogger("tframex_asgi.rbac")
@@ -29,7 +31,6 @@ _MAX_DEPTH = 16
 
 
 def _guard_permissions(obj: Any) -> tuple[tuple[str, ...], bool] | None:
-    from tframex_asgi.rbac.guard import RequirePermission
 
     if isinstance(obj, RequirePermission):
         return tuple(obj.permissions), obj.any_of

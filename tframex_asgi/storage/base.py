@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from tframex_asgi.storage.keyset import apply_keyset, prepare_keyset
+from tframex_asgi.storage.schema import table as schema_table
+
 __all__ = ["BaseStorage", "Row"]
 
 Row = dict[str, Any]
@@ -84,8 +87,6 @@ class BaseStorage(ABC):
         The SQL backends answer with one index range scan where an index starts with the filter
         columns followed by the key; this default (memory, S3) filters in Python.
         """
-        from tframex_asgi.storage.keyset import apply_keyset, prepare_keyset
-        from tframex_asgi.storage.schema import table as schema_table
 
         query = prepare_keyset(schema_table(table), filters, order_by, after, bounds, limit, offset)
         return apply_keyset(await self.read(table, query.filters), query)

@@ -27,6 +27,7 @@ from tframex_asgi.storage.schema import table as schema_table
 from tframex_asgi.storage.sqlbase import SQLStorage
 from tframex_asgi.storage.sqlbuild import SQLBuilder
 from tframex_asgi.storage.unavailable import storage_unavailable
+from tframex_asgi.storage.validate import row_key
 
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
@@ -189,7 +190,6 @@ class PostgresStorage(SQLStorage):
     async def write_many(self, table: str, rows: Sequence[Any], *, skip_existing: bool = False) -> list[str]:
         if len(rows) < COPY_THRESHOLD:
             return await super().write_many(table, rows, skip_existing=skip_existing)
-        from tframex_asgi.storage.validate import row_key
 
         tbl = schema_table(table)
         prepared, values = await self._prepared_params(tbl, rows)
