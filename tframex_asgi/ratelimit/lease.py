@@ -181,6 +181,10 @@ class LeaseBackend:
         name = windows.prefixed(item.key_for(*lkey[2:]))
         expiry = item.get_expiry()
         want = max(self.lease, cost)
+        # The window's end counted from before the call: Redis measured its TTL later, so the
+        # lease ends no later than the window does (a unit spent after it would be admitted on top
+        # of the next window's full limit).
+        sent = self._monotonic()
         try:
             take, count, pttl = await self.inner._call(
                 "hit", lambda: windows.batcher.run(script, [name], [expiry, item.amount, want])
@@ -189,7 +193,7 @@ class LeaseBackend:
             del self._refills[lkey]
             done.set_result(None)
         now = self._monotonic()
-        end = now + (int(pttl) / 1000 if int(pttl) > 0 else expiry)
+        end = sent + (int(pttl) / 1000 if int(pttl) > 0 else expiry)
         old = self._leases.get(lkey)
         left = int(take) + (old.left if old is not None and now < old.end else 0)
         lease = self._leases[lkey] = _Lease(left, max(0, item.amount - int(count)), end, int(take) < want)
