@@ -3,6 +3,7 @@ without success headers. Prints µs/request over a no-op app.
 
     .venv/bin/python -m benchmarks.bench_ratelimit [--redis redis://127.0.0.1:6379/0] [-n 2000] [--no-hiredis]
     .venv/bin/python -m benchmarks.bench_ratelimit --deadlines [--redis redis://127.0.0.1:6379/0]
+    .venv/bin/python -m benchmarks.bench_ratelimit --redis redis://127.0.0.1:6379/0 --lease 100
 
 ``--no-hiredis`` hides hiredis (the ``[redis]`` extra installs it), so redis-py parses replies in
 pure Python: run it with and without to see what hiredis saves.
@@ -11,6 +12,10 @@ pure Python: run it with and without to see what hiredis saves.
 every in-flight storage call) pays against ``asyncio.timeout`` per call: first the bound alone
 around an await that returns at once, then (with ``--redis``) whole requests through the
 middleware on Redis, with 1 and 64 requests in flight, the two bounds alternated run by run.
+
+``--lease N`` compares the fixed window on Redis exact (one batched script per request) with lease
+mode (``lease: N``, docs/rate-limiting.md), CPU µs per request with 1 and 32 requests in flight,
+the two modes alternated run by run.
 """
 
 from __future__ import annotations
@@ -147,13 +152,53 @@ async def deadlines(redis: str | None, n: int) -> None:
             await backend.close()
 
 
+async def lease_compare(redis: str, n: int, lease: int) -> None:
+    print(f"fixed window on Redis through RateLimitMiddleware, CPU µs per request (median of 5), lease {lease}:")
+    apps = {}
+    for mode in (0, lease):
+        cfg = RateLimitConfig(
+            enabled=True,
+            storage=redis,
+            strategy="fixed-window",
+            default="1000000/hour",
+            lease=mode,
+            key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+            timeout=2.0,
+        )
+        apps["exact" if mode == 0 else f"lease {lease}"] = RateLimitMiddleware(noop, cfg)
+    base = statistics.median([await in_flight(noop, n, 1) for _ in range(5)])
+    try:
+        for concurrency in (1, 32):
+            samples: dict[str, list[float]] = {name: [] for name in apps}
+            for app in apps.values():
+                await in_flight(app, n, concurrency)  # warm the pool, the scripts and the leases
+            for _ in range(5):
+                for name, app in apps.items():
+                    samples[name].append(await in_flight(app, n, concurrency))
+            cells = "  ".join(f"{name} +{statistics.median(v) - base:6.1f}" for name, v in samples.items())
+            print(f"  {concurrency:2} in flight  {cells}")
+    finally:
+        for app in apps.values():
+            backend = app.backend
+            inner = getattr(backend, "inner", backend)
+            assert isinstance(inner, RedisBackend)
+            await inner.storage.reset()
+            await backend.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis", default=None)
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--no-hiredis", action="store_true")
     parser.add_argument("--deadlines", action="store_true", help="Deadlines vs asyncio.timeout (see the docstring)")
+    parser.add_argument("--lease", type=int, default=0, help="exact vs lease mode of this size (needs --redis)")
     args = parser.parse_args()
+    if args.lease:
+        if not args.redis:
+            parser.error("--lease needs --redis")
+        await lease_compare(args.redis, args.n, args.lease)
+        return
     if args.deadlines:
         await deadlines(args.redis, args.n)
         return

@@ -241,10 +241,17 @@ async def _full_durable(ctx: BenchContext) -> Built:
 
 
 def _full(
-    auth: str, services: bool = False, audit: str = "full", server_timing: bool = False, metrics: bool = True
+    auth: str,
+    services: bool = False,
+    audit: str = "full",
+    server_timing: bool = False,
+    metrics: bool = True,
+    lease: int = 0,
 ) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
         kwargs = _full_kwargs(ctx, auth, services=services, audit=audit)
+        if lease:
+            kwargs["security_config"]["rate_limiting"]["lease"] = lease
         if server_timing:
             kwargs["server_config"] = {"server_timing": True}
         if not metrics:
@@ -590,6 +597,21 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack as ours:full-redis-pg, audit level security (the default)",
         _full("api_key", services=True, audit="security"),
+    ),
+    # Lease mode (docs/rate-limiting.md): 100 units per lease, so one Redis script per 100 requests.
+    BenchConfig(
+        "ours:full-redis-pg-lease",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg, rate limits in lease mode (lease: 100)",
+        _full("api_key", services=True, lease=100),
+    ),
+    BenchConfig(
+        "ours:full-redis-pg-auditsec-lease",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg-auditsec, rate limits in lease mode (lease: 100)",
+        _full("api_key", services=True, audit="security", lease=100),
     ),
     # peers
     BenchConfig("peer:slowapi", "peer", "bare", "slowapi (SlowAPIASGIMiddleware, memory)", _peers("slowapi")),

@@ -37,3 +37,33 @@ def run(index: int, redis_url: str, prefix: str, strategies: list[str], hits: in
         barrier.wait(timeout=60)  # every process starts each burst together
         results[strategy] = asyncio.run(burst())
     out.put((index, results))
+
+
+def run_lease(index: int, redis_url: str, prefix: str, lease: int, hits: int, barrier: Any, out: Any) -> None:
+    """As :func:`run` in lease mode, admitting as the middleware does: from the lease without
+    awaiting when it can, else through Redis."""
+    from tests.ratelimit.helpers import config
+    from tframex_asgi.ratelimit import open_backend
+
+    cfg = config(
+        storage=redis_url, strategy="fixed-window", lease=lease, key_prefix=prefix, timeout=20.0, max_connections=16
+    )
+
+    async def burst() -> tuple[int, int]:
+        backend = open_backend(cfg)
+        item = parse("50/hour")
+
+        async def one() -> bool:
+            answer = backend.hit_window_sync(item, ("mp-lease",))  # type: ignore[attr-defined]
+            if answer is None:
+                answer = await backend.hit_window(item, ("mp-lease",))
+            return bool(answer[0])
+
+        try:
+            answers = await asyncio.gather(*(one() for _ in range(hits)))
+        finally:
+            await backend.close()
+        return sum(answers), backend.stats.unavailable_total
+
+    barrier.wait(timeout=60)
+    out.put((index, asyncio.run(burst())))

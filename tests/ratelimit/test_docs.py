@@ -20,11 +20,17 @@ def blocks(lang: str) -> list[str]:
 
 
 def test_yaml_example_is_a_valid_config() -> None:
-    (text,) = blocks("yaml")
+    text = blocks("yaml")[0]
     cfg = EnterpriseConfig.from_mapping(yaml.safe_load(text)["enterprise"])
     rl = cfg.security.rate_limiting
     assert rl.enabled and rl.tiers["premium"] == "1000/minute" and rl.tokens == "200000/hour"
     assert "POST /agents/{name}/run" in rl.routes
+
+
+def test_lease_example_is_a_valid_config() -> None:
+    (text,) = [b for b in blocks("yaml") if "lease:" in b]
+    rl = EnterpriseConfig.from_mapping(yaml.safe_load(text)["enterprise"]).security.rate_limiting
+    assert rl.lease == 20 and rl.strategy == "fixed-window"
 
 
 async def test_python_example_runs() -> None:

@@ -79,6 +79,10 @@ class RateLimitConfig(Section):
     # Never counted (load balancer health checks).
     exempt_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
     key_prefix: str = "tframex-rl"
+    # 0: exact admission (one Redis script per limit per request). N > 0: each process takes up to
+    # N units of a fixed window at once and admits from them locally; never over the limit, and
+    # at most processes * (N - 1) under it per window (docs/rate-limiting.md, "Lease mode").
+    lease: int = 0
 
     @staticmethod
     def _shorthand(value: Any, path: str) -> dict[str, Any]:
@@ -109,5 +113,20 @@ class RateLimitConfig(Section):
             raise ConfigError(f"{path}.max_connections", "must be at least 1")
         if not self.key_by:
             raise ConfigError(f"{path}.key_by", "needs at least one of api_key, user, ip")
+        self._check_lease(f"{path}.lease", scheme)
         if not self.key_prefix or any(c.isspace() for c in self.key_prefix):
             raise ConfigError(f"{path}.key_prefix", "must be a non-empty string without spaces")
+
+    def _check_lease(self, path: str, scheme: str) -> None:
+        # The section has checked the type already (an int, not a bool).
+        if self.lease < 0:
+            raise ConfigError(path, f"must be 0 (off) or more: {self.lease!r}")
+        if not self.lease:
+            return
+        if scheme.removeprefix("async+") not in ("redis", "rediss"):
+            raise ConfigError(path, "needs a redis:// or rediss:// storage (memory:// is exact already): set lease: 0")
+        if self.strategy != "fixed-window":
+            # A moving window's units expire one by one from when they were taken: a leased unit
+            # spent late would count for less than a window, so leasing would over-admit.
+            fix = "set strategy: fixed-window or lease: 0"
+            raise ConfigError(path, f"supports strategy fixed-window only, not {self.strategy!r}: {fix}")

@@ -2,7 +2,8 @@
 
 * ``memory://``: :class:`~tframex_asgi.ratelimit.memory_backend.MemoryBackend`, one process;
 * ``redis://``, ``rediss://``: :class:`~tframex_asgi.ratelimit.redis_backend.RedisBackend`,
-  shared by every worker.
+  shared by every worker; with ``lease: N`` wrapped in
+  :class:`~tframex_asgi.ratelimit.lease.LeaseBackend` (per-process leases of a fixed window).
 
 Both implement the :class:`~tframex_asgi.ratelimit.protocol.Backend` protocol, which is all the
 middleware and the brute-force guard rely on. The names below stay importable from here. The
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from limits.aio.storage import RedisStorage
 
 from tframex_asgi.errors import ConfigError
+from tframex_asgi.ratelimit.lease import LeaseBackend
 from tframex_asgi.ratelimit.memory_backend import MemoryBackend, MemoryStore
 from tframex_asgi.ratelimit.protocol import Backend, RateLimitStats, StorageUnavailable, SyncBackend, WindowState
 from tframex_asgi.ratelimit.redis_backend import RedisBackend, redis_pool
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "LeaseBackend",
     "MemoryBackend",
     "MemoryStore",
     "RateLimitStats",
@@ -52,4 +55,5 @@ def open_backend(cfg: RateLimitConfig, *, stats: RateLimitStats | None = None, p
         pool = redis_pool(url, cfg)
         close = pool.aclose
     storage = RedisStorage(f"async+{url}", implementation="redispy", connection_pool=pool, key_prefix=cfg.key_prefix)
-    return RedisBackend(storage, cfg.strategy, timeout=cfg.timeout, cooldown=cfg.cooldown, stats=stats, close=close)
+    backend = RedisBackend(storage, cfg.strategy, timeout=cfg.timeout, cooldown=cfg.cooldown, stats=stats, close=close)
+    return LeaseBackend(backend, cfg.lease) if cfg.lease > 0 else backend

@@ -42,7 +42,7 @@ class RateLimitMiddleware:
         self.stats = self.backend.stats
         self.exempt = frozenset(cfg.exempt_paths)
         self.headers_on_success = cfg.headers_on_success
-        # Memory storage counts synchronously: no coroutine per limit on the common path.
+        # Memory storage and a lease count synchronously: no coroutine per limit on the common path.
         self._hit_sync = self.backend.hit_window_sync if isinstance(self.backend, SyncBackend) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +53,9 @@ class RateLimitMiddleware:
         hits, tokens = self.rules.checks(scope)
         try:
             if self._hit_sync is not None and not tokens:
-                rejected, windows = self._evaluate_sync(hits)
+                rejected, windows, rest = self._evaluate_sync(hits)
+                if rest:  # a lease ran out: the remaining limits go to the storage
+                    rejected, windows = await self._evaluate(rest, tokens, windows)
             else:
                 rejected, windows = await self._evaluate(hits, tokens)
         except StorageUnavailable:
@@ -83,7 +85,7 @@ class RateLimitMiddleware:
         await self._charge(tokens, state)
 
     async def _evaluate(
-        self, hits: list[Check], tokens: list[Check]
+        self, hits: list[Check], tokens: list[Check], windows: list[tuple[Policy, WindowState]] | None = None
     ) -> tuple[tuple[Policy, WindowState] | None, list[tuple[Policy, WindowState]]]:
         """``(rejection, windows)``: the policy that refused the request (with its window), or
         the windows of every applied policy for the headers. One storage call per limit: the hit
@@ -91,7 +93,7 @@ class RateLimitMiddleware:
         headers need it or the hit was refused)."""
         backend = self.backend
         want = self.headers_on_success
-        windows: list[tuple[Policy, WindowState]] = []
+        windows = windows if windows is not None else []
         for check in hits:
             allowed, state = await backend.hit_window(check.policy.item, check.key, strategy=check.strategy, state=want)
             if not allowed:
@@ -110,20 +112,24 @@ class RateLimitMiddleware:
 
     def _evaluate_sync(
         self, hits: list[Check]
-    ) -> tuple[tuple[Policy, WindowState] | None, list[tuple[Policy, WindowState]]]:
-        """:meth:`_evaluate` for memory storage and no token budget (same decisions, no awaits)."""
+    ) -> tuple[tuple[Policy, WindowState] | None, list[tuple[Policy, WindowState]], list[Check]]:
+        """:meth:`_evaluate` for a synchronous backend and no token budget (same decisions, no
+        awaits), and the checks it could not answer without I/O (from the first such one on)."""
         hit = self._hit_sync
         assert hit is not None
         want = self.headers_on_success
         windows: list[tuple[Policy, WindowState]] = []
-        for check in hits:
-            allowed, state = hit(check.policy.item, check.key, strategy=check.strategy, state=want)
+        for i, check in enumerate(hits):
+            answer = hit(check.policy.item, check.key, strategy=check.strategy, state=want)
+            if answer is None:
+                return None, windows, hits[i:]
+            allowed, state = answer
             if not allowed:
                 assert state is not None  # a refusal always reports its window
-                return (check.policy, state), []
+                return (check.policy, state), [], []
             if state is not None:
                 windows.append((check.policy, state))
-        return None, windows
+        return None, windows, []
 
     async def _reject(self, send: Send, state: RequestState, policy: Policy, window: WindowState) -> None:
         self.stats.rejected_total += 1

@@ -114,8 +114,8 @@ class Backend(Protocol):
 
 @runtime_checkable
 class SyncBackend(Backend, Protocol):
-    """A backend that can count without awaiting (memory): the middleware's common path then
-    builds no coroutine per limit."""
+    """A backend that can count without awaiting (memory, a lease): the middleware's common path
+    then builds no coroutine per limit."""
 
     def hit_window_sync(
         self,
@@ -125,6 +125,7 @@ class SyncBackend(Backend, Protocol):
         cost: int = 1,
         strategy: str | None = None,
         state: bool = True,
-    ) -> tuple[bool, WindowState | None]:
-        """:meth:`Backend.hit_window`, synchronously."""
+    ) -> tuple[bool, WindowState | None] | None:
+        """:meth:`Backend.hit_window`, synchronously; ``None`` (nothing consumed) when the answer
+        needs I/O, and the caller then awaits :meth:`Backend.hit_window` (a spent lease)."""
         ...

@@ -88,8 +88,9 @@ class RedisWindows:
 
     def __init__(self, storage: Any) -> None:
         bridge = storage.bridge
-        self._prefixed = bridge.prefixed_key
-        client = bridge.get_connection()
+        self._prefixed = self.prefixed = bridge.prefixed_key
+        # Public for the lease mode (:mod:`.lease`), which registers its own script on the same batcher.
+        self.client = client = bridge.get_connection()
         self._fixed = client.register_script(_FIXED)
         self._moving = client.register_script(_MOVING)
         self.batcher = ScriptBatcher(client.connection_pool)
