@@ -26,7 +26,9 @@ def _batcher(backend: object) -> ScriptBatcher:
 
 async def test_concurrent_hits_share_round_trips_and_admit_exactly_the_limit(redis_url: str, redis_prefix: str) -> None:
     for strategy in ("fixed-window", "moving-window"):
-        backend = open_backend(config(storage=redis_url, strategy=strategy, key_prefix=redis_prefix))
+        # A generous timeout: this counts round trips, and the first one (connect, load the script)
+        # may take longer than the default 0.25 s on a loaded machine.
+        backend = open_backend(config(storage=redis_url, strategy=strategy, key_prefix=redis_prefix, timeout=5.0))
         item = parse("30/hour")
         try:
             found = await asyncio.gather(*(backend.hit_window(item, ("batch", strategy)) for _ in range(100)))
