@@ -274,3 +274,33 @@ async def test_the_apps_own_request_id_header_is_replaced_whatever_its_case() ->
     raw = sent[0]["headers"]
     assert [v for k, v in raw if k.lower() == b"x-request-id"] == [b"mine"]
     assert (b"x-request-ix", b"kept") in raw
+
+
+def test_parts_for_the_services_go_to_services_not_beside_them() -> None:
+    from tframex_asgi.config import EnterpriseConfig
+    from tframex_asgi.services import Services
+    from tframex_asgi.stack import EnterpriseStack
+
+    services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
+    with pytest.raises(TypeError, match="Services"):
+        EnterpriseStack(lambda *a: None, services=services, tracer_provider=object())
+
+
+async def test_a_part_built_by_a_startup_hook_is_started_too() -> None:
+    from tframex_asgi.config import EnterpriseConfig
+    from tframex_asgi.services import Services
+
+    services = Services(EnterpriseConfig.from_kwargs(enable_security=False))
+    order: list[str] = []
+
+    async def late() -> None:
+        order.append("late")
+
+    async def builds_a_part() -> None:
+        order.append("first")
+        services.on_startup(late)  # as a builder does when a hook asks for a part
+
+    services.on_startup(builds_a_part)
+    await services.startup()
+    await services.shutdown()
+    assert order == ["first", "late"]

@@ -115,8 +115,11 @@ class Services:
         if self.started:
             return
         try:
-            for hook in list(self._startup):
-                await hook()
+            # By index: a hook that builds a part adds that part's startup, which runs too.
+            i = 0
+            while i < len(self._startup):
+                await self._startup[i]()
+                i += 1
         except BaseException:
             # Shutdown hooks must tolerate a component that never started.
             await self._run_shutdown()

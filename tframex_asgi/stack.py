@@ -115,6 +115,8 @@ class EnterpriseStack:
         meter_provider: Any = None,
         **settings: Any,
     ) -> None:
+        if services is not None and (clock is not None or tracer_provider is not None or meter_provider is not None):
+            raise TypeError("pass clock, tracer_provider and meter_provider to Services(...), not with services=")
         cfg = services.config if services is not None and config is None else resolve_config(config, **settings)
         check_high_availability(cfg, "enterprise")  # also for a config constructed directly
         self.config = cfg

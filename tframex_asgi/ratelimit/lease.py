@@ -124,7 +124,7 @@ class LeaseBackend:
         Redis: no lease, a spent one, a window that ended, or another strategy."""
         if strategy is not None and strategy != FIXED:
             return None
-        lease = self._leases.get((item.amount, item.get_expiry(), *key))
+        lease = self._leases.get(_lease_key(item, key))
         if lease is None:
             return None
         return self._local(lease, item, cost, state, self._monotonic())
@@ -154,7 +154,7 @@ class LeaseBackend:
     ) -> tuple[bool, WindowState | None]:
         if strategy is not None and strategy != FIXED:
             return await self.inner.hit_window(item, key, cost=cost, strategy=strategy, state=state)
-        lkey = (item.amount, item.get_expiry(), *key)
+        lkey = _lease_key(item, key)
         while True:
             lease = self._leases.get(lkey)
             if lease is not None:
@@ -178,7 +178,7 @@ class LeaseBackend:
         done: asyncio.Future[None] = loop.create_future()
         self._refills[lkey] = done
         windows, script = self._windows, self._script
-        name = windows.prefixed(item.key_for(*lkey[2:]))
+        name = windows.prefixed(item.key_for(*lkey[_KEY_AT:]))
         expiry = item.get_expiry()
         want = max(self.lease, cost)
         # The window's end counted from before the call: Redis measured its TTL later, so the
@@ -216,7 +216,7 @@ class LeaseBackend:
         return await self.inner.window(item, *key, strategy=strategy)
 
     async def clear(self, item: RateLimitItem, *key: str, strategy: str | None = None) -> None:
-        self._leases.pop((item.amount, item.get_expiry(), *key), None)
+        self._leases.pop(_lease_key(item, key), None)
         await self.inner.clear(item, *key, strategy=strategy)
 
     async def ping(self) -> bool:
@@ -224,3 +224,11 @@ class LeaseBackend:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+_KEY_AT = 3  # where the client key starts in a lease key
+
+
+def _lease_key(item: RateLimitItem, key: tuple[str, ...]) -> tuple[Any, ...]:
+    """One lease per limit as ``limits`` keys it: ``10/minute`` and ``10/60 seconds`` count apart."""
+    return (item.amount, item.multiples, item.GRANULARITY.name, *key)
