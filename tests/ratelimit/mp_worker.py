@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+from collections.abc import Callable
 from typing import Any
 
 from limits import parse
+
+
+def run_workers(workers: int, target: Callable[..., None], *args: Any) -> list[Any]:
+    """Start ``workers`` spawned processes of ``target(index, *args, barrier, out)`` (they start
+    hitting together at the barrier) and return what each put on ``out``; each must exit with 0."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(i, *args, barrier, out)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        results = [out.get(timeout=90) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs)
+    return results
 
 
 def run(index: int, redis_url: str, prefix: str, strategies: list[str], hits: int, barrier: Any, out: Any) -> None:

@@ -4,7 +4,6 @@ it, a fresh lease per window, and the exact mode's failure policy when Redis is 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 
 import httpx
 import pytest
@@ -118,23 +117,7 @@ async def test_other_strategies_and_hit_go_to_redis_exactly(redis_url: str, redi
 
 def test_four_processes_never_exceed_the_limit(redis_url: str, redis_prefix: str) -> None:
     lease, hits = 5, 60
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=mp_worker.run_lease, args=(i, redis_url, redis_prefix, lease, hits, barrier, out))
-        for i in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        results = [out.get(timeout=90) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    assert all(p.exitcode == 0 for p in procs)
+    results = mp_worker.run_workers(WORKERS, mp_worker.run_lease, redis_url, redis_prefix, lease, hits)
     admitted = [r[0] for _, r in results]
     assert [r[1] for _, r in results] == [0] * WORKERS
     assert 50 - WORKERS * (lease - 1) <= sum(admitted) <= 50, admitted

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 from tests.ratelimit import mp_worker
 
 STRATEGIES = ["moving-window", "fixed-window", "sliding-window-counter"]
@@ -12,23 +10,7 @@ HITS = 60  # per process and strategy: 240 attempts on a limit of 50
 
 
 def test_four_processes_admit_exactly_the_limit(redis_url: str, redis_prefix: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=mp_worker.run, args=(i, redis_url, redis_prefix, STRATEGIES, HITS, barrier, out))
-        for i in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        results = [out.get(timeout=90) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    assert all(p.exitcode == 0 for p in procs)
+    results = mp_worker.run_workers(WORKERS, mp_worker.run, redis_url, redis_prefix, STRATEGIES, HITS)
     for strategy in STRATEGIES:
         admitted = [r[strategy][0] for _, r in results]
         failures = [r[strategy][1] for _, r in results]
