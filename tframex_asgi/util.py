@@ -1,13 +1,15 @@
-"""Small helpers written once for the whole package: naive-UTC datetimes, UUID checks and
-bounded memo tables. Floor 0: imports nothing of ours."""
+"""Small helpers written once for the whole package: naive-UTC datetimes, UUID checks,
+bounded memo tables and stopping a background task. Floor 0: imports nothing of ours."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-__all__ = ["as_naive_utc", "is_uuid", "memo_put", "naive_utc"]
+__all__ = ["as_naive_utc", "cancel_and_wait", "is_uuid", "memo_put", "naive_utc"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -51,3 +53,11 @@ def memo_put(memo: dict[K, V], key: K, value: V, limit: int, *, evict: bool = Tr
         memo.clear()
     memo[key] = value
     return value
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel a background task and wait until it has finished unwinding (its ``finally`` blocks
+    ran), so a component's ``stop()`` returns only once its loop is really gone."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -16,7 +16,6 @@ newest audit archive: deleting, reordering or editing an archive or a digest is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -31,6 +30,7 @@ from tframex_asgi.audit.export import iter_rows
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
 from tframex_asgi.errors import ConfigError
+from tframex_asgi.util import cancel_and_wait
 
 __all__ = ["BackupReport", "ScheduledBackup", "backup_scheduled", "run_backup", "verify_backups"]
 
@@ -192,9 +192,7 @@ class ScheduledBackup:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
 

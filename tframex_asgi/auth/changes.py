@@ -18,7 +18,6 @@ state. A change is thus in force everywhere within ``POLL_INTERVAL`` plus one po
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.errors import TFrameXASGIError
 from tframex_asgi.storage.memory import MemoryStorage
-from tframex_asgi.util import naive_utc
+from tframex_asgi.util import cancel_and_wait, naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
@@ -126,6 +125,4 @@ class ChangeWatcher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

@@ -32,6 +32,7 @@ from tframex_asgi.errors import ServiceUnavailableError
 from tframex_asgi.mcp.config import MCPServerConfig
 from tframex_asgi.mcp.env import server_environment
 from tframex_asgi.mcp.redact import install_log_filter, redact
+from tframex_asgi.util import cancel_and_wait
 
 __all__ = ["MCPServer", "MCPUnavailable"]
 
@@ -123,9 +124,7 @@ class MCPServer:
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
             # Cancelled inside its own task, so its scopes still exit where they were entered.
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         elif not task.cancelled() and task.exception() is not None:
             logger.error("MCP server %r: supervisor failed", self.server_alias, exc_info=task.exception())
         self.state = "stopped"

@@ -9,7 +9,6 @@ fails to bind gets a no-op recorder. Agent, tool and flow metrics come from the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from tframex_asgi.metrics.backend import (
     SafeRecorder,
 )
 from tframex_asgi.metrics.spec import CATALOGUE, OTHER, MetricSpec
+from tframex_asgi.util import cancel_and_wait
 
 __all__ = ["MetricsCollector"]
 
@@ -205,9 +205,7 @@ class MetricsCollector:
 
     async def stop(self) -> None:
         if self._sampler is not None:
-            self._sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
+            await cancel_and_wait(self._sampler)
             self._sampler = None
             self.sample()
         for backend_name, backend in reversed(self.backends):

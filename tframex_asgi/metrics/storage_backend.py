@@ -18,7 +18,6 @@ Rows older than ``retention_days`` are deleted at start and then hourly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tframex_asgi.errors import ConfigError
 from tframex_asgi.metrics.backend import Exemplar, Recorder
 from tframex_asgi.metrics.spec import MetricSpec
-from tframex_asgi.util import naive_utc
+from tframex_asgi.util import cancel_and_wait, naive_utc
 
 if TYPE_CHECKING:
     from tframex_asgi.clock import Clock
@@ -174,9 +173,7 @@ class StorageMetricsBackend:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         self.export()  # the last partial interval: the write queue flushes it at shutdown
 
