@@ -67,7 +67,7 @@ async def test_one_process_admits_exactly_the_limit(redis_url: str, redis_prefix
         assert answer is not None and answer[0] is False and answer[1] is not None and answer[1].remaining == 0
         assert (await backend.window(item, "one")).remaining == 0
         # Taking leases costs one script per lease, not one per request.
-        assert backend._windows.batcher.calls <= 50 // 7 + 2
+        assert backend.inner.windows.batcher.calls <= 50 // 7 + 2
     finally:
         await backend.close()
 

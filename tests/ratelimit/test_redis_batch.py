@@ -19,7 +19,7 @@ own_redis = own_services.own_redis  # the fixture
 
 
 def _batcher(backend: object) -> ScriptBatcher:
-    windows = backend._windows  # type: ignore[attr-defined]  # the one-trip scripts' batcher
+    windows = backend.windows  # type: ignore[attr-defined]  # the one-trip scripts' batcher
     assert windows is not None
     return windows.batcher
 

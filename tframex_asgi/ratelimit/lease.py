@@ -90,7 +90,7 @@ class LeaseBackend:
             raise ConfigError("lease", "must be at least 1")
         if inner.strategy != FIXED:
             raise ConfigError("strategy", f"lease mode needs strategy {FIXED!r}, not {inner.strategy!r}")
-        windows = inner._windows
+        windows = inner.windows
         if windows is None:
             raise ConfigError("storage", "lease mode needs the redis-py Redis storage")
         self.inner = inner
@@ -98,7 +98,7 @@ class LeaseBackend:
         self.strategy = inner.strategy
         self.cooldown = inner.cooldown
         self.stats: RateLimitStats = inner.stats
-        self._windows = windows
+        self._windows = windows  # inner.windows, known not to be None
         self._script = windows.client.register_script(_LEASE)
         self._leases: dict[tuple[Any, ...], _Lease] = {}
         # One lease request per key at a time (see the module docstring): its waiters retry after it.
@@ -165,7 +165,7 @@ class LeaseBackend:
             if pending is None:
                 break
             await pending  # another request of this process is taking the lease: use it
-        lease = await self._refill(lkey, item, cost)
+        lease = await self._refill(lkey, item, key, cost)
         now = self._monotonic()
         answer = self._local(lease, item, cost, state, now)
         if answer is not None:
@@ -173,12 +173,12 @@ class LeaseBackend:
         # Short of cost units (a cost above the lease size): refused, the window is full.
         return False, WindowState(item.amount, 0, max(0.0, lease.end - now), item.get_expiry())
 
-    async def _refill(self, lkey: tuple[Any, ...], item: RateLimitItem, cost: int) -> _Lease:
+    async def _refill(self, lkey: tuple[Any, ...], item: RateLimitItem, key: tuple[str, ...], cost: int) -> _Lease:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._refills[lkey] = done
         windows, script = self._windows, self._script
-        name = windows.prefixed(item.key_for(*lkey[_KEY_AT:]))
+        name = windows.prefixed(item.key_for(*key))
         expiry = item.get_expiry()
         want = max(self.lease, cost)
         # The window's end counted from before the call: Redis measured its TTL later, so the
@@ -186,7 +186,7 @@ class LeaseBackend:
         # of the next window's full limit).
         sent = self._monotonic()
         try:
-            take, count, pttl = await self.inner._call(
+            take, count, pttl = await self.inner.call(
                 "hit", lambda: windows.batcher.run(script, [name], [expiry, item.amount, want])
             )
         finally:
@@ -224,9 +224,6 @@ class LeaseBackend:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-_KEY_AT = 3  # where the client key starts in a lease key
 
 
 def _lease_key(item: RateLimitItem, key: tuple[str, ...]) -> tuple[Any, ...]:

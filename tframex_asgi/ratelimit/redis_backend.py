@@ -69,8 +69,9 @@ class RedisBackend:
         self.circuit = Circuit(cooldown, self.stats, monotonic)
         self._close = close
         self._deadlines = Deadlines()
-        # Hit and window in one round trip (fixed and moving window; None off redis-py).
-        self._windows = RedisWindows.for_storage(storage)
+        # Hit and window in one round trip (fixed and moving window; None off redis-py); the
+        # lease wrapper sends its own script through the same batcher.
+        self.windows = RedisWindows.for_storage(storage)
 
     @property
     def unavailable(self) -> bool:
@@ -87,7 +88,8 @@ class RedisBackend:
             limiter = self._limiters[strategy] = STRATEGIES[strategy](self.storage)  # type: ignore[abstract]
         return limiter
 
-    async def _call(self, what: str, factory: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, what: str, factory: Callable[[], Awaitable[T]]) -> T:
+        """``await factory()`` (one storage call) under the timeout and the circuit breaker."""
         circuit = self.circuit
         if circuit.open_until:
             circuit.check()
@@ -104,7 +106,7 @@ class RedisBackend:
 
     async def hit(self, item: RateLimitItem, *key: str, cost: int = 1, strategy: str | None = None) -> bool:
         limiter = self.limiter_for(strategy)
-        return await self._call("hit", lambda: limiter.hit(item, *key, cost=cost))
+        return await self.call("hit", lambda: limiter.hit(item, *key, cost=cost))
 
     async def hit_window(
         self,
@@ -118,11 +120,11 @@ class RedisBackend:
         """The fixed and moving window answer both in one script (:mod:`.redis_window`);
         otherwise the window is a second call: if it fails after a refused hit, the refusal
         stands with a full window assumed, after an allowed hit it raises."""
-        if state and self._windows is not None:
+        if state and self.windows is not None:
             how = strategy or self.strategy
             if how in _ONE_TRIP:
-                windows = self._windows
-                allowed, remaining, reset = await self._call("hit", lambda: windows.hit_window(how, item, key, cost))
+                windows = self.windows
+                allowed, remaining, reset = await self.call("hit", lambda: windows.hit_window(how, item, key, cost))
                 return allowed, WindowState(item.amount, remaining, reset, item.get_expiry())
         allowed = await self.hit(item, *key, cost=cost, strategy=strategy)
         if allowed and not state:
@@ -137,18 +139,18 @@ class RedisBackend:
 
     async def window(self, item: RateLimitItem, *key: str, strategy: str | None = None) -> WindowState:
         limiter = self.limiter_for(strategy)
-        stats = await self._call("window", lambda: limiter.get_window_stats(item, *key))
+        stats = await self.call("window", lambda: limiter.get_window_stats(item, *key))
         # limits computes reset_time from time.time(), so compare with the same clock.
         reset = max(0.0, stats.reset_time - time.time())
         return WindowState(item.amount, max(0, int(stats.remaining)), reset, item.get_expiry())
 
     async def clear(self, item: RateLimitItem, *key: str, strategy: str | None = None) -> None:
         limiter = self.limiter_for(strategy)
-        await self._call("clear", lambda: limiter.clear(item, *key))
+        await self.call("clear", lambda: limiter.clear(item, *key))
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._call("ping", self.storage.check))
+            return bool(await self.call("ping", self.storage.check))
         except StorageUnavailable:
             return False
 
