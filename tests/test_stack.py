@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -217,14 +219,18 @@ def test_config_and_settings_are_exclusive() -> None:
         build_stack(hello, {"metrics": {"nope": 1}})
 
 
-async def test_generated_request_ids_are_random_hex_and_unique() -> None:
+async def test_generated_request_ids_are_time_ordered_hex_and_unique() -> None:
     from tframex_asgi.context import new_request_id
 
+    before = time.time_ns() // 1_000_000
     ids = [new_request_id() for _ in range(5000)]  # many refills of the pool
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
-    # No counter inside: consecutive ids share no common prefix beyond chance.
-    assert len({i[:8] for i in ids}) > 4900
+    # The time in ms first (so the audit index on request ids grows at its end), then no
+    # counter: the random digits after it differ beyond chance.
+    assert all(before <= int(i[:12], 16) <= after for i in ids)
+    assert len({i[12:20] for i in ids}) > 4900
     stack = build_stack(hello, **OPEN)
     async with stack:
         seen = {(await request(stack, "GET", "/")).headers["x-request-id"] for _ in range(50)}

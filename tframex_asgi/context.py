@@ -14,7 +14,7 @@ from typing import Any
 
 from tframex_asgi.errors import ServiceUnavailableError, StorageError
 from tframex_asgi.http import send_json_error
-from tframex_asgi.ids import new_hex_id
+from tframex_asgi.ids import new_time_hex_id
 from tframex_asgi.openai_shape import openai_error_send
 from tframex_asgi.paths import RouteTable, match_early
 from tframex_asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,8 +27,9 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # a log line or the echoed header. (Long hex ids stay: they are trace ids, like ours.)
 _CREDENTIAL_ID = re.compile(rb"eyJ[A-Za-z0-9_-]*\.|tfx_")
 
-# A fresh random request id (32 hex digits), from the fork-safe pool of tframex_asgi.ids.
-new_request_id = new_hex_id
+# A fresh request id: 32 hex digits, the time in ms then 80 random bits (tframex_asgi.ids), so
+# the audit index on request ids grows at its end rather than at random pages.
+new_request_id = new_time_hex_id
 
 
 class RequestState(dict[str, Any]):

@@ -236,7 +236,7 @@ async def test_security_level_skips_successes_without_capturing(sink: ListSink) 
     assert len(calls) == 1 and [r["reason"] for r in sink.table("audit_logs")] == ["forbidden"]
 
 
-def test_ids_are_random_version_4_uuids(sink: ListSink) -> None:
+def test_ids_are_time_ordered_version_7_uuids(sink: ListSink) -> None:
     audit = AuditLogger(sink, AuditConfig(level="full"))
     for i in range(600):  # more than one batch of ids
         audit.log_change(principal=FakePrincipal(str(uuid.uuid4()), f"u{i}"), action="a", resource_type="t")
@@ -244,7 +244,9 @@ def test_ids_are_random_version_4_uuids(sink: ListSink) -> None:
     assert len(set(ids)) == 600
     for text in ids:
         parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    # Time-ordered (their index grows at its end): never older than the row before them.
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
 
 
 async def test_the_stack_builds_off_the_request_path_and_flushes_at_shutdown() -> None:

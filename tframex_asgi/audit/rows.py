@@ -17,7 +17,7 @@ from tframex_asgi.audit.canonical import RequestParts
 from tframex_asgi.audit.chain import CHAIN_END_ACTION
 from tframex_asgi.audit.records import SECURITY_STATUSES, RequestCapture, client_address, outcome, user_id_of
 from tframex_asgi.audit.redact import REDACTED, Redactor, escape_text, truncate
-from tframex_asgi.ids import new_uuid
+from tframex_asgi.ids import new_time_uuid
 from tframex_asgi.paths import normalize_path
 from tframex_asgi.types import Scope
 from tframex_asgi.util import memo_put, naive_utc
@@ -241,7 +241,7 @@ class RowBuilder:
             "actor": None if actor is None else dict(zip(_ACTOR_KEYS, actor, strict=True)),
         }
         row: dict[str, Any] = {
-            "id": new_uuid(),
+            "id": new_time_uuid(),
             "user_id": shape.user_id,
             "action": shape.action,
             "resource_type": "http",
@@ -292,7 +292,7 @@ class RowBuilder:
         if actor is not None:
             new.setdefault("actor", actor)
         return {
-            "id": new_uuid(),
+            "id": new_time_uuid(),
             "user_id": user_id,
             "action": self.text(action, 100),
             "resource_type": self.text(resource_type, 100),
@@ -321,7 +321,7 @@ class RowBuilder:
         if isinstance(details, dict) and ctx.get("request_id"):
             details = {**details, "request_id": ctx["request_id"]}
         return {
-            "id": new_uuid(),
+            "id": new_time_uuid(),
             "event_type": self.text(event_type, 100),
             "event_source": "tframex_asgi.audit",
             "user_id": user_id,
@@ -339,7 +339,7 @@ class RowBuilder:
 def chain_end_row(chain_id: str, rows: int, created: dt.datetime) -> dict[str, Any]:
     """The record that seals a chain of ``rows`` rows (itself included)."""
     return {
-        "id": new_uuid(),
+        "id": new_time_uuid(),
         "user_id": None,
         "action": CHAIN_END_ACTION,
         "resource_type": "audit_chain",

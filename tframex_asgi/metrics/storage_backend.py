@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tframex_asgi.errors import ConfigError
+from tframex_asgi.ids import new_time_uuid
 from tframex_asgi.metrics.backend import Exemplar, Recorder
 from tframex_asgi.metrics.spec import MetricSpec
 from tframex_asgi.util import cancel_and_wait, naive_utc
@@ -132,7 +132,7 @@ class StorageMetricsBackend:
                 self.writer.submit(
                     "metrics",
                     {
-                        "id": str(uuid.uuid4()),
+                        "id": new_time_uuid(),
                         "metric_name": name,
                         "metric_type": kind,
                         "value": value,
