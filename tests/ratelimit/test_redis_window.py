@@ -67,3 +67,20 @@ async def test_other_storages_and_strategies_keep_the_limits_path(redis_url: str
         assert allowed and state is not None and state.remaining == 1
     finally:
         await backend.close()
+
+
+async def test_kept_fixed_window_commands_never_mix_limits_keys_or_costs(redis_url: str, redis_prefix: str) -> None:
+    """The packed command is kept per limit (by identity), key and cost: limits that compare equal
+    but count apart (another namespace), other keys and other costs each get their own counter."""
+    storage = RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix=redis_prefix)
+    windows = RedisWindows.for_storage(storage)
+    assert windows is not None
+    chat, tools = parse("5/minute"), parse("5/minute")
+    tools.namespace = "TOOLS"
+    assert chat == tools and chat.key_for("a") != tools.key_for("a")
+    seen = [(await windows.hit_window("fixed-window", chat, ("a",), 1))[1] for _ in range(3)]
+    assert seen == [4, 3, 2]
+    assert (await windows.hit_window("fixed-window", tools, ("a",), 1))[1] == 4  # its own counter
+    assert (await windows.hit_window("fixed-window", chat, ("b",), 1))[1] == 4  # another key
+    assert (await windows.hit_window("fixed-window", chat, ("a",), 2))[1] == 0  # cost 2 on chat/a
+    assert (await windows.hit_window("fixed-window", chat, ("a",), 1))[:2] == (False, 0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["ScriptBatcher"]
+__all__ = ["ScriptBatcher", "pack_script"]
 
 
 class _Call:
@@ -53,11 +53,16 @@ class ScriptBatcher:
         self.calls = 0
 
     async def run(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        return await self.run_packed(script, pack_script(script, keys, args))
+
+    async def run_packed(self, script: Any, wire: bytes) -> Any:
+        """:meth:`run` with the command already packed (:func:`pack_script`), for callers that
+        send the same command again and again (the same counter, the same cost) and keep it."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or a new event loop (tests): start afresh
             self._loop, self._pending, self._drainer = loop, [], None
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Call(script, _pack(("EVALSHA", script.sha, len(keys), *keys, *args)), future))
+        self._pending.append(_Call(script, wire, future))
         if self._drainer is None:
             # A task runs from the next loop iteration on: every call of this tick joins the batch.
             self._drainer = loop.create_task(self._drain())
@@ -139,6 +144,11 @@ class ScriptBatcher:
             return replies
         async with asyncio.timeout(self.timeout):
             return [await read(disable_decoding=False) for _ in range(count)]
+
+
+def pack_script(script: Any, keys: list[Any], args: list[Any]) -> bytes:
+    """The ``EVALSHA`` of ``script`` on ``keys`` and ``args``, packed."""
+    return _pack(("EVALSHA", script.sha, len(keys), *keys, *args))
 
 
 def _pack(parts: tuple[Any, ...]) -> bytes:

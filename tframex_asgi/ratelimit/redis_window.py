@@ -22,7 +22,8 @@ from typing import Any
 
 from limits import RateLimitItem
 
-from tframex_asgi.ratelimit.redis_batch import ScriptBatcher
+from tframex_asgi.ratelimit.redis_batch import ScriptBatcher, pack_script
+from tframex_asgi.util import memo_put
 
 __all__ = ["RedisWindows"]
 
@@ -77,6 +78,8 @@ return {acquired, '', 0}
 """
 
 STRATEGIES = frozenset({"fixed-window", "moving-window"})
+# Packed fixed-window commands kept per (limit, key, cost): one per active client and limit.
+_WIRES = 4096
 
 
 def _text(value: Any) -> str:
@@ -94,6 +97,7 @@ class RedisWindows:
         self._fixed = client.register_script(_FIXED)
         self._moving = client.register_script(_MOVING)
         self.batcher = ScriptBatcher(client.connection_pool)
+        self._fixed_wires: dict[tuple[int, tuple[str, ...], int], tuple[RateLimitItem, bytes]] = {}
 
     @classmethod
     def for_storage(cls, storage: Any) -> RedisWindows | None:
@@ -106,12 +110,21 @@ class RedisWindows:
         self, strategy: str, item: RateLimitItem, key: tuple[str, ...], cost: int
     ) -> tuple[bool, int, float]:
         """``(allowed, remaining, reset seconds from now)`` after consuming ``cost``."""
-        name = self._prefixed(item.key_for(*key))
-        expiry = item.get_expiry()
         if strategy == "fixed-window":
-            count, ttl = await self.batcher.run(self._fixed, [name], [expiry, cost])
+            # The same counter at the same cost is the same command every time: packed once. The
+            # limit by identity (RateLimitItem's == ignores its namespace, which is in the key),
+            # held by the entry so its id cannot be reused meanwhile.
+            memo_key = (id(item), key, cost)
+            found = self._fixed_wires.get(memo_key)
+            if found is None or found[0] is not item:
+                name = self._prefixed(item.key_for(*key))
+                found = (item, pack_script(self._fixed, [name], [item.get_expiry(), cost]))
+                memo_put(self._fixed_wires, memo_key, found, _WIRES)
+            count, ttl = await self.batcher.run_packed(self._fixed, found[1])
             count = int(count)
             return count <= item.amount, max(0, item.amount - count), float(max(int(ttl), 0))
+        name = self._prefixed(item.key_for(*key))
+        expiry = item.get_expiry()
         now = time.time()
         acquired, oldest, count = await self.batcher.run(self._moving, [name], [now, item.amount, expiry, cost])
         start = float(_text(oldest)) if int(count) else now
