@@ -278,3 +278,15 @@ async def test_the_stack_builds_off_the_request_path_and_flushes_at_shutdown() -
     report = await verify_storage(storage)
     assert report.ok and (report.rows, report.closed_chains) == (41, 1)
     assert await storage.count("events") == 10
+
+
+def test_row_times_are_the_clock_s_seconds_as_naive_utc_to_the_microsecond() -> None:
+    import random
+
+    from tframex_asgi.audit.rows import utc_datetime
+    from tframex_asgi.util import naive_utc
+
+    rng = random.Random(7)
+    moments = [0.0, 0.5, 1_796_600_000.123456, 1_796_600_000.9999995, *(rng.uniform(0, 4e9) for _ in range(20_000))]
+    for seconds in moments:
+        assert utc_datetime(seconds) == naive_utc(seconds), seconds
