@@ -1,5 +1,6 @@
 """The sections of docs/benchmarks.md that come from the stand-alone benchmarks' saved results:
-the production setup under uvicorn, memory over requests, scaling, and the LiteLLM comparison.
+the production setup under uvicorn, where its CPU goes, memory over requests, scaling, and the LiteLLM
+comparison.
 
 Each reads its JSON under benchmarks/results/ (written by the command shown in the section) and is
 left out when that file is missing; ``python -m benchmarks.run --report-only`` re-renders them.
@@ -192,11 +193,18 @@ def _litellm(img: Path) -> list[str]:
     return out
 
 
+def _ledger(img: Path) -> list[str]:
+    from benchmarks.bench_ledger import section
+
+    notes = RESULTS / "ledger-notes.md"
+    return section(_load("ledger.json"), notes.read_text() if notes.exists() else None)
+
+
 def sections(directory: Path) -> list[str]:
     """The extra sections, for the page in ``directory`` (plots into ``directory/img``)."""
     img = directory / "img"
     out: list[str] = []
-    for part in (_production, _rss, _scaling, _litellm):
+    for part in (_production, _ledger, _rss, _scaling, _litellm):
         lines = part(img)
         if lines:
             out += ["", *lines]
