@@ -11,8 +11,9 @@ Two kinds:
   milliseconds (48 bits), then 74 / 80 random bits; the UUID form is RFC 9562's version 7. For
   append-only log rows (audit rows, events, metrics) and request ids: a random key lands on a
   random page of its index, so once the table outgrows the cache every insert reads and writes a
-  cold page (at 400k audit rows the random id and request-id keys made an insert 3.7x dearer than
-  time-ordered ones, ``docs/benchmarks.md``); a time-ordered key lands on the index's last pages.
+  cold page (at 400k audit rows, random row and request ids made an insert 3.4x dearer than
+  time-ordered ones: ``python -m benchmarks.bench_audit_indexes --prefill 400000``); a
+  time-ordered key lands on the index's last pages.
   They tell when they were made (the row holds that time anyway), never how many were made: no
   counter.
 
