@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -219,17 +217,19 @@ def test_config_and_settings_are_exclusive() -> None:
         build_stack(hello, {"metrics": {"nope": 1}})
 
 
-async def test_generated_request_ids_are_time_ordered_hex_and_unique() -> None:
+async def test_generated_request_ids_are_time_ordered_hex_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tframex_asgi import ids as ids_module
     from tframex_asgi.context import new_request_id
 
-    before = time.time_ns() // 1_000_000
+    # An injected clock (the wall clock may step back under NTP): one millisecond per id.
+    clock = iter(range(1_700_000_000_000_000_000, 1 << 64, 1_000_000))
+    monkeypatch.setattr(ids_module, "_time_ns", lambda: next(clock))
     ids = [new_request_id() for _ in range(5000)]  # many refills of the pool
-    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
     # The time in ms first (so the audit index on request ids grows at its end), then no
     # counter: the random digits after it differ beyond chance.
-    assert all(before <= int(i[:12], 16) <= after for i in ids)
+    assert [int(i[:12], 16) for i in ids] == list(range(1_700_000_000_000, 1_700_000_005_000))
     assert len({i[12:20] for i in ids}) > 4900
     stack = build_stack(hello, **OPEN)
     async with stack:

@@ -236,7 +236,12 @@ async def test_security_level_skips_successes_without_capturing(sink: ListSink) 
     assert len(calls) == 1 and [r["reason"] for r in sink.table("audit_logs")] == ["forbidden"]
 
 
-def test_ids_are_time_ordered_version_7_uuids(sink: ListSink) -> None:
+def test_ids_are_time_ordered_version_7_uuids(sink: ListSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tframex_asgi import ids as ids_module
+
+    # An injected clock that moves on by 0.4 ms per id (the wall clock may step back under NTP).
+    clock = iter(range(1_700_000_000_000_000_000, 1 << 64, 400_000))
+    monkeypatch.setattr(ids_module, "_time_ns", lambda: next(clock))
     audit = AuditLogger(sink, AuditConfig(level="full"))
     for i in range(600):  # more than one batch of ids
         audit.log_change(principal=FakePrincipal(str(uuid.uuid4()), f"u{i}"), action="a", resource_type="t")
@@ -247,6 +252,7 @@ def test_ids_are_time_ordered_version_7_uuids(sink: ListSink) -> None:
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
     # Time-ordered (their index grows at its end): never older than the row before them.
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+    assert ids[0][:13] != ids[-1][:13]
 
 
 async def test_the_stack_builds_off_the_request_path_and_flushes_at_shutdown() -> None:

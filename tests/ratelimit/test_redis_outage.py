@@ -76,9 +76,9 @@ async def test_fail_closed_outage_is_503_for_every_request_and_recovers(own_redi
             assert int(resp.headers["retry-after"]) >= 1
 
         own_redis.start()
-        # Within one cooldown of Redis answering, the circuit tries it again and it answers. The
-        # pool's idle connections from before the kill were dropped when the circuit opened, so
-        # the probe gets a fresh connection rather than a dead one.
+        # Within one cooldown of Redis answering, the circuit tries it again and it answers: a
+        # pooled connection from before the kill is dead, and redis-py replaces it inside the
+        # call, so the probe is served rather than failed.
         await asyncio.sleep(COOLDOWN + 0.1)
         first = await client.get("/me", headers=good)
         assert first.status_code == 200, first.text

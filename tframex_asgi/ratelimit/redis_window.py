@@ -113,7 +113,8 @@ class RedisWindows:
         if strategy == "fixed-window":
             # The same counter at the same cost is the same command every time: packed once. The
             # limit by identity (RateLimitItem's == ignores its namespace, which is in the key),
-            # held by the entry so its id cannot be reused meanwhile.
+            # held by the entry so its id cannot be reused meanwhile. Limits are built from the
+            # frozen config and never changed after their first use.
             memo_key = (id(item), key, cost)
             found = self._fixed_wires.get(memo_key)
             if found is None or found[0] is not item:
