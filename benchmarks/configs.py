@@ -247,13 +247,17 @@ def _full(
     server_timing: bool = False,
     metrics: bool = True,
     lease: int = 0,
+    gc_freeze: bool = False,
 ) -> Callable[[BenchContext], Awaitable[Built]]:
     async def build(ctx: BenchContext) -> Built:
         kwargs = _full_kwargs(ctx, auth, services=services, audit=audit)
         if lease:
             kwargs["security_config"]["rate_limiting"]["lease"] = lease
-        if server_timing:
-            kwargs["server_config"] = {"server_timing": True}
+        server = {"server_timing": True} if server_timing else {}
+        if gc_freeze:
+            server["gc_freeze"] = True
+        if server:
+            kwargs["server_config"] = server
         if not metrics:
             kwargs["enable_metrics"] = False
         return await _stack(ctx, auth, **kwargs)
@@ -612,6 +616,29 @@ CONFIGS: tuple[BenchConfig, ...] = (
         "bare",
         "full stack as ours:full-redis-pg-auditsec, rate limits in lease mode (lease: 100)",
         _full("api_key", services=True, audit="security", lease=100),
+    ),
+    # server.gc_freeze: true (as under `tframex-asgi serve`; docs/deployment.md): startup's objects
+    # frozen out of the collector's full passes.
+    BenchConfig(
+        "ours:full-apikey-gcfreeze",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-apikey, with server.gc_freeze: true",
+        _full("api_key", gc_freeze=True),
+    ),
+    BenchConfig(
+        "ours:full-redis-pg-gcfreeze",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg, with server.gc_freeze: true",
+        _full("api_key", services=True, gc_freeze=True),
+    ),
+    BenchConfig(
+        "ours:full-redis-pg-lease-gcfreeze",
+        "ours-stack",
+        "bare",
+        "full stack as ours:full-redis-pg-lease, with server.gc_freeze: true",
+        _full("api_key", services=True, lease=100, gc_freeze=True),
     ),
     # peers
     BenchConfig("peer:slowapi", "peer", "bare", "slowapi (SlowAPIASGIMiddleware, memory)", _peers("slowapi")),

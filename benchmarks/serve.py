@@ -51,6 +51,12 @@ class BenchServer:
             raise
         self.built = built
         app = built.app
+        config = getattr(app, "config", None)
+        if config is not None and config.server.gc_freeze:
+            # What the stack's own lifespan does with server.gc_freeze (this server runs its startup).
+            from tframex_asgi.stack import freeze_startup_objects
+
+            freeze_startup_objects()
         if built.scope_extras is not None:
             inner, extras = app, built.scope_extras
 

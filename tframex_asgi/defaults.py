@@ -28,12 +28,14 @@ DEFAULT_BLOCK: Mapping[str, Any] = {
         "audit": {"level": "security"},
     },
     "metrics": {"enabled": True, "backends": {"prometheus": {"enabled": True}}},
+    # The process is serve's own: what startup built is frozen out of the collector's full passes.
+    "server": {"gc_freeze": True},
 }
 
 
 def default_config() -> EnterpriseConfig:
     """SQLite at ./tframex.db, security on (API keys and Basic), in-memory rate limits,
-    security-level audit and Prometheus at GET /metrics."""
+    security-level audit, Prometheus at GET /metrics and startup's objects frozen (gc_freeze)."""
     return EnterpriseConfig.from_mapping(DEFAULT_BLOCK)
 
 

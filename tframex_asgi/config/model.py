@@ -29,6 +29,9 @@ class ServerConfig(Section):
     history_limit: int = 20
     # Add a Server-Timing header: each layer's own time for this request (off: no cost at all).
     server_timing: bool = False
+    # After lifespan startup, move every object alive then into the garbage collector's permanent
+    # generation (gc.freeze), so full collections stop rescanning them (on in `tframex-asgi serve`).
+    gc_freeze: bool = False
 
     def _check(self, path: str) -> None:
         header = self.request_id_header  # RequestContextMiddleware takes it as checked here
