@@ -22,12 +22,7 @@ from benchmarks.inproc import base_scope, drain, run_inprocess
 from tests.conftest import IN_CI
 
 PEER_GROUPS = ("peer", "peer-stack")
-NEEDS_SERVICES = {
-    "ours:full-redis-pg",
-    "ours:full-redis-pg-auditsec",
-    "ours:full-redis-pg-lease",
-    "ours:full-redis-pg-auditsec-lease",
-}
+NEEDS_SERVICES = {c.name for c in CONFIGS if c.name.startswith("ours:full-redis-pg")}
 MISSING_MODULE = re.compile(r"^(?P<module>[\w.]+) is not importable")
 
 
