@@ -245,3 +245,64 @@ async def test_write_many_gives_the_loop_back_between_chunks_of_a_big_batch(
         running = False
         await task
         await store.close()
+
+
+async def test_postgres_copy_feeds_its_records_with_a_turn_of_the_loop_per_chunk() -> None:
+    """asyncpg encodes a list of COPY records without yielding; the storage hands it an async
+    iterable that gives the loop back between chunks (the real COPY is covered above)."""
+    from tframex_asgi.storage.postgres import _in_chunks
+    from tframex_asgi.storage.validate import PREPARE_CHUNK
+
+    rows = [(i,) for i in range(3 * PREPARE_CHUNK + 1)]
+    ticks = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while running:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    seen: list[tuple[int, int]] = []
+    async for row in _in_chunks(rows):
+        seen.append((row[0], ticks))
+    running = False
+    await task
+    assert [r for r, _ in seen] == list(range(len(rows)))  # every row, in order
+    turns = {t for _, t in seen}
+    assert len(turns) == 4  # four chunks, the loop turned between each two
+    assert all(t == seen[0][1] for _, t in seen[:PREPARE_CHUNK])  # no turn inside a chunk
+
+
+async def test_postgres_executemany_goes_in_chunks_in_one_transaction(
+    pg_schema_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch under COPY's threshold: one executemany per PREPARE_CHUNK rows (each a return to
+    the loop), all in one transaction: a failing row leaves none of the batch behind."""
+    from tframex_asgi.storage.validate import PREPARE_CHUNK
+
+    sizes: list[int] = []
+    original = asyncpg.connection.Connection.executemany
+
+    async def spy(self: asyncpg.Connection, command: str, args: list[tuple[object, ...]], **kw: object) -> None:
+        sizes.append(len(args))
+        await original(self, command, args, **kw)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "executemany", spy)
+    store = open_storage(pg_schema_dsn)
+    await store.connect()
+    try:
+        count = 2 * PREPARE_CHUNK + 1
+        await store.write_many("users", [{"username": f"u{i}"} for i in range(count)])
+        assert sizes == [PREPARE_CHUNK, PREPARE_CHUNK, 1]
+        assert await store.count("users") == count
+        sizes.clear()
+        clash = [{"username": f"v{i}"} for i in range(PREPARE_CHUNK)] + [{"username": "u0"}]
+        with pytest.raises(ConflictError):
+            await store.write_many("users", clash)
+        assert sizes == [PREPARE_CHUNK, 1]
+        assert await store.count("users") == count  # the first chunk was rolled back with the second
+    finally:
+        await store.close()
