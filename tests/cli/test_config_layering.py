@@ -126,3 +126,36 @@ def test_config_check_and_show_print_the_effective_config(tmp_path: Path) -> Non
     assert defaults["persistence"]["enabled"] is True
     assert defaults["security"]["rate_limiting"]["default"] == "600/minute"
     assert defaults["persistence"]["connection_string"] == "sqlite:///./tframex.db"  # no password: shown
+
+
+def test_config_check_and_show_mask_every_secret(tmp_path: Path) -> None:
+    """Secrets given in the file or through ${VAR} never reach the printed config: the keys that
+    are secrets whole, and the password and query of every URL (database, replicas, Redis, S3)."""
+    (tmp_path / "secrets.yaml").write_text(
+        "enterprise:\n"
+        "  persistence:\n"
+        "    connection_string: postgresql://app:PgPassw0rd@db:5432/app\n"
+        "    replica_urls: [postgresql://ro:ReplicaPw1@replica:5432/app]\n"
+        "    backup_to_s3: s3://bucket/prefix?secret_access_key=S3Secret9\n"
+        "  security:\n"
+        "    auth_providers:\n"
+        "      jwt: {enabled: true, algorithms: [HS256], secret: JwtSecret42-padded-to-thirty-two-bytes}\n"
+        "    rate_limiting: {enabled: true, storage: 'redis://:RedisPw99@redis:6379/0'}\n"
+        "    audit: {hmac_key: '${AUDIT_HMAC_KEY}'}\n"
+        "  metrics:\n"
+        "    backends:\n"
+        "      opentelemetry: {enabled: true, endpoint: 'https://u:OtelPw7@collector:4318/v1/traces',"
+        " headers: {authorization: Bearer OtelToken}}\n"
+    )
+    env = {"AUDIT_HMAC_KEY": "hmacSECRETvalue1234567890"}
+    for command in (("config", "check", "secrets.yaml"), ("config", "show", "secrets.yaml")):
+        done = cli(*command, cwd=tmp_path, env=env)
+        out = done.stdout + done.stderr
+        for secret in ("PgPassw0rd", "ReplicaPw1", "S3Secret9", "JwtSecret42", "RedisPw99", "hmacSECRET", "OtelPw7",
+                       "OtelToken"):  # fmt: skip
+            assert secret not in out, (command, secret, out)
+        if command[1] == "show":
+            body = json.loads(done.stdout)["enterprise"]
+            assert body["security"]["rate_limiting"]["storage"] == "redis://:***@redis:6379/0"
+            assert body["persistence"]["replica_urls"] == ["postgresql://ro:***@replica:5432/app"]
+            assert body["security"]["audit"]["hmac_key"] == "***"

@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
 
 
-def cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
+def cli(
+    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tframex_asgi", *args], cwd=cwd, env=env, input=stdin,
         capture_output=True, text=True, timeout=120,

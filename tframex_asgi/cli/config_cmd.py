@@ -53,23 +53,28 @@ def _dump(config: Any) -> str:
     return json.dumps({"enterprise": _redact(config.to_dict())}, indent=2, default=str)
 
 
-_SECRET_KEYS = ("secret", "password", "client_secret", "connection_string", "headers")
+# Keys whose whole value is a secret: a JWT secret, the OIDC client secret, the audit HMAC key,
+# exporter headers (they carry tokens).
+_SECRET_KEYS = frozenset({"secret", "password", "client_secret", "hmac_key", "headers"})
 
 
 def _redact(value: Any, key: str = "") -> Any:
+    """The config as printed: secret keys as ``***``, and every URL, wherever it is (database,
+    replicas, Redis rate-limit storage, S3 backup, JWKS, exporter endpoints), with its password
+    and query string masked."""
+    if key in _SECRET_KEYS and value:
+        return {k: "***" for k in value} if isinstance(value, dict) else "***"  # headers: names kept
     if isinstance(value, dict):
         return {k: _redact(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
-    if key == "connection_string" and isinstance(value, str) and value:
+    if isinstance(value, str) and "://" in value:
         return _mask_url(value)
-    if key in _SECRET_KEYS and value:
-        return "***"
     return value
 
 
 def _mask_url(url: str) -> str:
-    """A storage URL with its password (and any query string, which may hold one) masked."""
+    """A URL with its password (and any query string, which may hold one) masked."""
     from urllib.parse import urlsplit, urlunsplit
 
     if "@" not in url and "?" not in url:
