@@ -142,3 +142,23 @@ def test_prune_keeps_the_chain_verifiable(tmp_path: Path, capsys: Any) -> None:
     asyncio.run(delete_one(str(rows[0]["id"])))  # a deletion the checkpoint does not cover
     assert main(["audit", "verify", "--config", config]) == 1
     assert "missing_rows" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    """`tframex-asgi config show | head -1`: the pipe's reader is gone before the command writes,
+    so every write fails with EPIPE; that is the reader's choice, so exit 0 and no error line."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TFRAMEX_")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tframex_asgi", "config", "show"],
+            cwd=tmp_path, env=env, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

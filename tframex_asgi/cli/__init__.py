@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,8 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Exit codes, the same for every command: 0 done; 1 a check found a problem (`audit verify`);
 # 2 the command could not do what was asked (bad arguments, bad config, not found, refused,
-# storage unreachable), with one "error: ..." line on stderr; 130 interrupted.
+# storage unreachable), with one "error: ..." line on stderr; 130 interrupted. A reader that
+# stopped early (`| head`) is not a failure: 0, quietly.
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reader has closed it (poll reports POLLERR), as opposed
+    to a broken pipe to a database or server."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() here, or stdout is no file
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TFrameXASGIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError as exc:
+        if not _stdout_reader_gone():
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        # What is left in stdout's buffer goes nowhere, instead of failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:  # a database or file that cannot be reached: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

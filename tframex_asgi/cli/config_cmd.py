@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("config", help="check a configuration file")
+    parser: argparse.ArgumentParser = sub.add_parser("config", help="check a config file or show the effective one")
     cmds = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = cmds.add_parser("check", help="validate FILE as serve would and print the effective configuration")
     check.add_argument("file", metavar="FILE")

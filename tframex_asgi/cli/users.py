@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("users", help="create, list and disable users")
+    parser: argparse.ArgumentParser = sub.add_parser("users", help="create, list, disable and enable users")
     cmds = parser.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     create = cmds.add_parser("create", help="create a user")
     add_config_arg(create)
