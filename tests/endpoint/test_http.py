@@ -71,7 +71,11 @@ async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> 
         "result": 3,
     }
     bad = await client.post("/tools/add/call", json={"arguments": {"a": "x", "b": 2}})
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "tool_failed"
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error"] == {
+        "code": "invalid_request",
+        "message": "tool 'add': argument 'a' must be number, got string",
+    }
     flow = (await client.post("/flows/echo_then_shout/run", json={"input": "hi"})).json()
     assert flow["output"] == "ECHO: ECHO: HI" and flow["steps"] == 2 and uuid.UUID(flow["execution_id"])
 
@@ -237,3 +241,50 @@ async def test_sse_is_not_buffered_under_uvicorn(unused_tcp_port: int) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"a": 1}, "tool 'add' needs the argument 'b'"),
+        ({}, "tool 'add' needs the arguments 'a', 'b'"),
+        ({"a": 1, "b": 2, "c": 3}, "tool 'add' has no argument 'c' (it takes: 'a', 'b')"),
+        ({"a": True, "b": 2}, "tool 'add': argument 'a' must be number, got boolean"),
+        ({"a": None, "b": 2}, "tool 'add': argument 'a' must be number, got null"),
+        ({"a": [1], "b": 2}, "tool 'add': argument 'a' must be number, got array"),
+    ],
+)
+async def test_tool_arguments_are_checked_against_the_declared_parameters(
+    client: httpx.AsyncClient, arguments: dict[str, object], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's mistake is a 400 naming the argument, before the tool's Python code runs (no
+    Python error text, no traceback in the log)."""
+    with caplog.at_level("DEBUG"):
+        resp = await client.post("/tools/add/call", json={"arguments": arguments})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == {"code": "invalid_request", "message": message}
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+async def test_a_tool_that_fails_on_valid_arguments_is_still_a_422() -> None:
+    app = build_demo_app(OfflineLLM())
+
+    @app.tool(
+        description="Fails on purpose.",
+        parameters_schema={"properties": {"n": {"type": "integer", "enum": [1, 2]}}, "required": ["n"]},
+    )
+    async def breaks(n: int) -> int:
+        raise RuntimeError(f"broken by {n}")
+
+    stack = build_stack(TFrameXEndpoint(app), enable_security=False)
+    async with stack, httpx.AsyncClient(transport=httpx.ASGITransport(stack), base_url="http://t") as c:
+        failed = await c.post("/tools/breaks/call", json={"arguments": {"n": 2.0}})  # 2.0 is an integer in JSON
+        assert failed.status_code == 422 and failed.json()["error"]["code"] == "tool_failed", failed.text
+        assert "broken by 2" in failed.json()["error"]["message"]
+        refused = await c.post("/tools/breaks/call", json={"arguments": {"n": 3}})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["message"] == "tool 'breaks': argument 'n' must be one of [1, 2]"
+        fraction = await c.post("/tools/breaks/call", json={"arguments": {"n": 1.5}})
+        assert fraction.json()["error"]["message"] == "tool 'breaks': argument 'n' must be integer, got number"
+        ok = await c.post("/tools/add/call", json={"arguments": {"a": 1.5, "b": -2}})
+        assert ok.json() == {"tool": "add", "result": -0.5}

@@ -20,6 +20,7 @@ from tframex_asgi.endpoint.flows import run_flow
 from tframex_asgi.endpoint.openai.overlay import RunOverlay
 from tframex_asgi.endpoint.runctx import current_run, run_vars
 from tframex_asgi.endpoint.sse import end_with
+from tframex_asgi.endpoint.toolargs import check_arguments
 from tframex_asgi.errors import AuthorizationError, NotFoundError, ServiceUnavailableError, ValidationError
 from tframex_asgi.events import EventBus, RunInfo
 from tframex_asgi.mcp.hub import MCPHub, Unavailable
@@ -153,7 +154,8 @@ class AgentRunner:
             return await run_flow(flow, text, engine, events=self.events, clock=self.clock)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], info: RunInfo) -> Any:
-        if self.app.get_tool(name) is None and not (self.mcp is not None and self.mcp.knows(name)):
+        native = self.app.get_tool(name)
+        if native is None and not (self.mcp is not None and self.mcp.knows(name)):
             raise NotFoundError(f"no tool named {name!r}")
         if not isinstance(arguments, dict):
             raise ValidationError("'arguments' must be a JSON object")
@@ -161,6 +163,8 @@ class AgentRunner:
         try:
             engine = self._engine()
             engine.authorize("tool", name)  # a 403 here; inside a run the LLM gets the refusal
+            if native is not None:  # an MCP tool's server checks its own arguments
+                check_arguments(name, native.parameters.model_dump(exclude_none=True), arguments)
             result = await engine.execute_tool_by_llm_definition(name, json.dumps(arguments))
         finally:
             current_run.reset(token)
