@@ -162,3 +162,28 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_bad_values_and_unreadable_sources_are_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    """Each is "could not do what was asked" (2), never a traceback, and never 1 (which `audit
+    verify` keeps for "tampered")."""
+    from tests.cli.test_packaging import cli
+
+    assert cli("users", "create", "u1", cwd=tmp_path).returncode == 0
+    # A negative age would reach into the future and take every row, the prune's checkpoint too.
+    pruned = cli("data", "prune", "--table", "audit_logs", "--older-than", "-1", cwd=tmp_path)
+    assert pruned.returncode == 2 and "--older-than: must be 0 or more days, got -1" in pruned.stderr
+    assert cli("audit", "verify", cwd=tmp_path).returncode == 0  # nothing was deleted
+    (tmp_path / "bad.jsonl").write_text('{"seq": 1}\nnot json\n')
+    verified = cli("audit", "verify", "--file", "bad.jsonl", cwd=tmp_path)
+    assert (verified.returncode, verified.stderr) == (2, "error: bad.jsonl:2: not JSON lines (Expecting value)\n")
+    key = cli("keys", "create", "u1", "--expires-in-days", "-3", cwd=tmp_path)
+    assert (key.returncode, key.stderr) == (2, "error: --expires-in-days: must be more than 0 and at most 3650\n")
+    no_credentials = {
+        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+    }  # fmt: skip
+    exported = cli("audit", "export", "--to", "s3://bucket/audit", cwd=tmp_path, env=no_credentials)
+    assert exported.returncode == 2, exported.stderr
+    assert exported.stderr.splitlines()[-1] == "error: S3: Unable to locate credentials"
+    assert "Traceback" not in exported.stderr

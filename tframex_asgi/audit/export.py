@@ -20,7 +20,7 @@ from tframex_asgi.audit.chain import Verifier, VerifyReport
 from tframex_asgi.audit.checkpoints import load_checkpoints
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
-from tframex_asgi.errors import ConfigError
+from tframex_asgi.errors import ConfigError, ValidationError
 from tframex_asgi.util import as_naive_utc
 
 __all__ = ["Progress", "export_rows", "iter_rows", "read_jsonl", "verify_storage"]
@@ -94,10 +94,19 @@ async def verify_storage(storage: Any, key: bytes | None = None) -> VerifyReport
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON-lines export; a line that is not a JSON object is a ValidationError
+    naming the file and line (never read as a tampered row)."""
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"{path}:{number}: not JSON lines ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValidationError(f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}")
+            yield row
 
 
 def _in_window(row: Mapping[str, Any], since: dt.datetime | None, until: dt.datetime | None) -> bool:

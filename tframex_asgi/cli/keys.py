@@ -9,7 +9,7 @@ from typing import Any
 from tframex_asgi.admin.service import AdminService
 from tframex_asgi.cli.admin_common import KEY_WARNING, print_rows, resolve_user, run_admin
 from tframex_asgi.cli.common import add_config_arg
-from tframex_asgi.errors import NotFoundError
+from tframex_asgi.errors import ConfigError, NotFoundError
 
 __all__ = ["register"]
 
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 def _create(args: argparse.Namespace) -> int:
     days = args.expires_in_days
     if days is not None and not 0 < days <= 3650:
-        raise SystemExit("error: --expires-in-days must be between 0 and 3650")
+        raise ConfigError("--expires-in-days", "must be more than 0 and at most 3650")
     expires = datetime.now(UTC) + timedelta(days=days) if days is not None else None
 
     async def work(admin: AdminService) -> tuple[dict[str, Any], str]:
