@@ -42,8 +42,9 @@ One frozen config object, `tframex_asgi.EnterpriseConfig`, built in any of three
 
 Unknown keys and bad values are errors naming the dotted path of the key
 (`enterprise.metrics.backends.statsd.port: expected an integer, got 'x'`). Every section checks
-itself when it is constructed, however it is built: `JWTConfig(enabled=True, algorithms=("HS256",),
-secret="short")` in Python is refused exactly like the same YAML
+itself when it is constructed, however it is built:
+`JWTConfig(enabled=True, algorithms=("HS256",), secret="short")` (`from tframex_asgi.config.security
+import JWTConfig`) in Python is refused exactly like the same YAML
 (`enterprise.security.auth_providers.jwt.secret: must be at least 32 bytes`), and a section built in
 code names its canonical path. Check a file with `tframex-asgi config check FILE`: it validates
 everything `serve` validates at start (route templates and clashes in `rbac.routes`, keys, custom

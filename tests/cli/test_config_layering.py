@@ -159,3 +159,16 @@ def test_config_check_and_show_mask_every_secret(tmp_path: Path) -> None:
             assert body["security"]["rate_limiting"]["storage"] == "redis://:***@redis:6379/0"
             assert body["persistence"]["replica_urls"] == ["postgresql://ro:***@replica:5432/app"]
             assert body["security"]["audit"]["hmac_key"] == "***"
+
+
+def test_config_show_takes_the_shared_config_options(tmp_path: Path) -> None:
+    (tmp_path / "c2.yaml").write_text("enterprise:\n  security:\n    rate_limiting:\n      default: 7/minute\n")
+
+    def shown(*args: str, env: dict[str, str] | None = None) -> str:
+        done = cli("config", "show", *args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["enterprise"]["security"]["rate_limiting"]["default"]
+
+    assert shown("c2.yaml") == shown("--config", "c2.yaml") == "7/minute"
+    assert shown(env={"TFRAMEX_ASGI_CONFIG": "c2.yaml"}) == "7/minute"
+    assert shown() == "600/minute"

@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import Any
 
+from tframex_asgi.cli.common import add_config_arg
 from tframex_asgi.defaults import serve_config
 
 __all__ = ["register"]
@@ -23,7 +24,8 @@ def register(sub: Any) -> None:
     check.add_argument("--quiet", "-q", action="store_true", help="print nothing when the file is valid")
     check.set_defaults(func=_check)
     show = cmds.add_parser("show", help="print the effective configuration: the serve defaults, with FILE over them")
-    show.add_argument("file", metavar="FILE", nargs="?")
+    show.add_argument("file", metavar="FILE", nargs="?", help="default: --config, then $TFRAMEX_ASGI_CONFIG")
+    add_config_arg(show)  # like every other command
     show.set_defaults(func=_show)
 
 
@@ -45,7 +47,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    print(_dump(serve_config(args.file)))
+    print(_dump(serve_config(args.file or args.config)))  # FILE first, then --config / $TFRAMEX_ASGI_CONFIG
     return 0
 
 
