@@ -64,7 +64,8 @@ rate-limit block changes rate limiting and nothing else:
 - a scalar or a list replaces the default; the shorthands `rate_limiting: false`, `audit: full`,
   `metrics: {enabled: false}` set just that key;
 - `auth_providers: [api_key, jwt]` (a list) names exactly the providers to use, while
-  `auth_providers: {jwt: {...}}` (a mapping) adds JWT to API keys and Basic;
+  `auth_providers: {jwt: {...}}` (a mapping) adds JWT to API keys and Basic, tried after them
+  (configuring a default provider, `api_key: {header_name: ...}`, keeps its place; `order:` sets it);
 - turn a default off explicitly: `persistence: {enabled: false}`, `metrics: {enabled: false}`,
   `backends: {prometheus: {enabled: false}}`.
 

@@ -64,6 +64,11 @@ def test_layering_rules() -> None:
     )
     assert added.security.auth_providers.enabled_in_order == ("api_key", "basic")
     assert added.security.auth_providers.basic.realm == "corp"
+    # Configuring a default provider keeps its place; a new one is tried after the defaults.
+    readme = {"api_key": {"enabled": True, "header_name": "X-API-Key"}, "jwt": {"enabled": True, "secret": "s" * 32,
+              "algorithms": ["HS256"]}}  # fmt: skip
+    merged_order = EnterpriseConfig.from_mapping(layer_over(DEFAULT_BLOCK, {"security": {"auth_providers": readme}}))
+    assert merged_order.security.auth_providers.enabled_in_order == ("api_key", "basic", "jwt")
     assert serve_config(None) == default_config()
 
 

@@ -7,7 +7,8 @@ The rule (documented in docs/configuration.md):
   ``connection_string`` replace the base key they stand for);
 * a scalar or list replaces the base value, except the ``true``/``false`` and level shorthands
   of a section (``rate_limiting: true``, ``audit: full``), which set that one key of it;
-* ``auth_providers`` given as a list names exactly the providers to use.
+* ``auth_providers`` given as a list names exactly the providers to use; given as a mapping
+  without ``order``, the base's providers keep their places and the ones it adds follow, in its order.
 
 Merging follows the config dataclasses, so only real sections merge; what comes out is parsed
 as usual, and errors still name the file's dotted keys.
@@ -65,6 +66,10 @@ def layer_over(
                 value = layer_over(old_map, new_map, sub, f"{path}.{key}")
         out[key] = value
         canonical[name] = key
-    if "order" in out and "order" not in override and getattr(cls, "__name__", "") == "AuthProvidersConfig":
-        del out["order"]  # recomputed from the merged providers, in the order they are listed
+    if "order" not in override and getattr(cls, "__name__", "") == "AuthProvidersConfig":
+        # The order is recomputed from the merged providers as listed: the base's in their place
+        # (configuring one, its header or realm, never reorders them), then the file's new ones.
+        out.pop("order", None)
+        place = {aliases.get(key, key): i for i, key in enumerate(base)}
+        out = dict(sorted(out.items(), key=lambda item: place.get(aliases.get(item[0], item[0]), len(place))))
     return out
