@@ -177,6 +177,8 @@ def test_bad_values_and_unreadable_sources_are_one_error_line_and_exit_2(tmp_pat
     (tmp_path / "bad.jsonl").write_text('{"seq": 1}\nnot json\n')
     verified = cli("audit", "verify", "--file", "bad.jsonl", cwd=tmp_path)
     assert (verified.returncode, verified.stderr) == (2, "error: bad.jsonl:2: not JSON lines (Expecting value)\n")
+    tail = cli("audit", "tail", "-n", "-5", cwd=tmp_path)
+    assert tail.returncode == 2 and "-n/--lines: must be 1 or more, got -5" in tail.stderr
     key = cli("keys", "create", "u1", "--expires-in-days", "-3", cwd=tmp_path)
     assert (key.returncode, key.stderr) == (2, "error: --expires-in-days: must be more than 0 and at most 3650\n")
     no_credentials = {

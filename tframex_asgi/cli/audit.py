@@ -21,13 +21,23 @@ from tframex_asgi.errors import ConfigError
 __all__ = ["format_row", "register"]
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("audit", help="tail, verify or export the audit log")
     commands = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
     tail = commands.add_parser("tail", help="show the newest audit rows")
     add_config_arg(tail)
-    tail.add_argument("-n", "--lines", type=int, default=20, help="how many rows (default 20)")
+    tail.add_argument("-n", "--lines", type=_positive, default=20, help="how many rows (default 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new rows")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)

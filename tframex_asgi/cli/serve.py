@@ -49,7 +49,7 @@ def load_tframex_app(spec: str | None) -> Any:
         raise ConfigError("--app", f"{module_name!r} has no attribute {attr!r}") from None
     app = target() if callable(target) and not isinstance(target, TFrameXApp) else target
     if not isinstance(app, TFrameXApp):
-        raise ConfigError("--app", f"{spec} is a {type(app).__name__}, not a tframex.TFrameXApp")
+        raise ConfigError("--app", f"{spec} is not a tframex.TFrameXApp (it is of type {type(app).__name__})")
     return app
 
 

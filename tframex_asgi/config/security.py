@@ -118,10 +118,12 @@ class JWTConfig(Section):
     roles_claim: str = "roles"
     scopes_claim: str = "scope"
     username_claim: str = "preferred_username"
-    # JWKS: fetch timeout, how long a fetched set is kept, and the least time between two
-    # refreshes forced by unknown kids (so random kids cannot make us hammer the IdP).
+    # Seconds a JWKS fetch may take.
     timeout: float = 5.0
+    # Seconds a fetched JWKS is kept.
     jwks_cache_ttl: float = 3600.0
+    # Least seconds between two JWKS refreshes forced by unknown kids (so random kids cannot make
+    # us hammer the IdP).
     jwks_min_refresh_interval: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
