@@ -254,22 +254,20 @@ async def test_postgres_copy_feeds_its_records_with_a_turn_of_the_loop_per_chunk
     from tframex_asgi.storage.validate import PREPARE_CHUNK
 
     rows = [(i,) for i in range(3 * PREPARE_CHUNK + 1)]
-    ticks = 0
-    running = True
+    # Another task's progress, one count per turn of the loop, read as each row comes out.
+    loop_turns = [0]
 
     async def ticker() -> None:
-        nonlocal ticks
-        while running:
-            ticks += 1
+        while True:
+            loop_turns[0] += 1
             await asyncio.sleep(0)
 
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)
-    seen: list[tuple[int, int]] = []
-    async for row in _in_chunks(rows):
-        seen.append((row[0], ticks))
-    running = False
-    await task
+    seen = [(row[0], loop_turns[0]) async for row in _in_chunks(rows)]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert [r for r, _ in seen] == list(range(len(rows)))  # every row, in order
     turns = {t for _, t in seen}
     assert len(turns) == 4  # four chunks, the loop turned between each two

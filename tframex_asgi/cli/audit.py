@@ -14,21 +14,11 @@ import sys
 from collections import deque
 from typing import Any
 
-from tframex_asgi.cli.common import add_config_arg, config_from_args
+from tframex_asgi.cli.common import add_config_arg, at_least, config_from_args
 from tframex_asgi.config import EnterpriseConfig
 from tframex_asgi.errors import ConfigError
 
 __all__ = ["format_row", "register"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -37,7 +27,7 @@ def register(sub: Any) -> None:
 
     tail = commands.add_parser("tail", help="show the newest audit rows")
     add_config_arg(tail)
-    tail.add_argument("-n", "--lines", type=_positive, default=20, help="how many rows (default 20)")
+    tail.add_argument("-n", "--lines", type=at_least(1), default=20, help="how many rows (default 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new rows")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)

@@ -11,7 +11,7 @@ import sys
 from datetime import timedelta
 from typing import Any, TextIO
 
-from tframex_asgi.cli.common import add_config_arg, config_from_args
+from tframex_asgi.cli.common import add_config_arg, at_least, config_from_args
 from tframex_asgi.cli.migrate import storage_from_args
 from tframex_asgi.errors import ConfigError, ConflictError
 from tframex_asgi.storage.jsonl import JSONLTarget, is_jsonl_target
@@ -54,18 +54,6 @@ class ProgressBar:
         self.stream.flush()
 
 
-def days(text: str) -> int:
-    """``--older-than``: whole days, 0 or more (a negative age would reach into the future and
-    take every row, the prune's own checkpoint included)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more days, got {value}")
-    return value
-
-
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("data", help="prune or export stored rows")
     cmds = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -73,7 +61,10 @@ def register(sub: Any) -> None:
     add_config_arg(prune)
     prune.add_argument("--url", help="storage URL (default: the configured one)")
     prune.add_argument("--table", help="only this table")
-    prune.add_argument("--older-than", type=days, metavar="DAYS", help="maximum age (overrides the configuration)")
+    # 0 or more: a negative age would reach into the future and take every row, the checkpoint too.
+    prune.add_argument(
+        "--older-than", type=at_least(0, "days"), metavar="DAYS", help="maximum age (overrides the configuration)"
+    )
     prune.set_defaults(func=_prune)
     export = cmds.add_parser(
         "export", help="copy a table's rows to a JSONL file or another store (s3://bucket/prefix, sqlite:///...)"
@@ -84,7 +75,7 @@ def register(sub: Any) -> None:
     export.add_argument(
         "--to", dest="target", help="file.jsonl or a storage URL (default: enterprise.persistence.backup_to_s3)"
     )
-    export.add_argument("--older-than", type=days, metavar="DAYS", help="only rows older than DAYS")
+    export.add_argument("--older-than", type=at_least(0, "days"), metavar="DAYS", help="only rows older than DAYS")
     export.add_argument("--prune", action="store_true", help="delete the exported rows from the source afterwards")
     export.add_argument("--page-size", type=int, default=1000)
     export.set_defaults(func=_export)
