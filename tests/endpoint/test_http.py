@@ -288,3 +288,11 @@ async def test_a_tool_that_fails_on_valid_arguments_is_still_a_422() -> None:
         assert fraction.json()["error"]["message"] == "tool 'breaks': argument 'n' must be integer, got number"
         ok = await c.post("/tools/add/call", json={"arguments": {"a": 1.5, "b": -2}})
         assert ok.json() == {"tool": "add", "result": -0.5}
+
+
+async def test_conversation_listing_refuses_an_unknown_query_parameter(client: httpx.AsyncClient) -> None:
+    """A misspelt parameter would list everything unfiltered; like GET /audit, it is a 400 naming it."""
+    resp = await client.get("/conversations?limt=5")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"] == "unknown query parameter 'limt' (limit, offset, all)"
+    assert (await client.get("/conversations?limit=5&offset=0")).status_code == 200

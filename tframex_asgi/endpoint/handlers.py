@@ -281,7 +281,13 @@ async def call_tool(request: Request, ep: TFrameXEndpoint) -> Response:
 # -- conversations ------------------------------------------------------------------------------
 
 
+_CONVERSATION_PARAMS = frozenset({"limit", "offset", "all"})
+
+
 async def list_conversations(request: Request, ep: TFrameXEndpoint) -> Response:
+    unknown = set(request.query_params) - _CONVERSATION_PARAMS
+    if unknown:  # a misspelt filter would otherwise list everything, unfiltered (as GET /audit refuses it)
+        raise ValidationError(f"unknown query parameter {sorted(unknown)[0]!r} (limit, offset, all)")
     limit = int_param(request, "limit", 50, 1, 500)
     offset = int_param(request, "offset", 0, 0, 10_000_000)
     everyone = is_admin(request) and request.query_params.get("all") == "true"
