@@ -12,7 +12,9 @@ Which of the process's memory grows tells the cause apart:
 - ``?trim=1`` calls ``malloc_trim(0)`` first and reports RSS before and after: what malloc gives
   back was free memory it kept, not memory in use;
 - with ``TFX_BENCH_TRACEMALLOC=N`` (frames), ``?snapshot=mark`` keeps a baseline and
-  ``?snapshot=diff`` returns the 15 allocation sites that grew most since (Python allocations only).
+  ``?snapshot=diff`` returns the 15 allocation sites that grew most since (Python allocations only);
+- ``gc_passes`` and ``gc_ms``: the collector's passes per generation since start, and the ms they
+  took with the event loop stopped (a ``gc.callbacks`` timer), for ``benchmarks.bench_gc``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import sys
 import threading
+import time
 import tracemalloc
 from typing import Any
 from urllib.parse import parse_qs
@@ -54,10 +57,25 @@ def _libc() -> Any:
 _LIBC = _libc()
 
 
+_gc_passes = [0, 0, 0]
+_gc_ms = [0.0, 0.0, 0.0]
+_gc_started: list[float] = [0.0]
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+        return
+    generation = info["generation"]
+    _gc_passes[generation] += 1
+    _gc_ms[generation] += (time.perf_counter() - _gc_started[0]) * 1000
+
+
 def start() -> None:
     frames = int(os.environ.get("TFX_BENCH_TRACEMALLOC") or 0)
     if frames:
         tracemalloc.start(frames)
+    gc.callbacks.append(_gc_timer)
 
 
 def _status() -> dict[str, int]:
@@ -99,6 +117,7 @@ def collect(trim: bool = False) -> dict[str, Any]:
     out["fds"] = len(os.listdir("/proc/self/fd"))
     if tracemalloc.is_tracing():
         out["traced"] = tracemalloc.get_traced_memory()[0]
+    out["gc_passes"], out["gc_ms"] = list(_gc_passes), [round(ms, 3) for ms in _gc_ms]
     return out
 
 
