@@ -15,12 +15,9 @@ The ``*-gcfreeze`` configurations set ``server.gc_freeze: true`` (docs/deploymen
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +78,8 @@ def main() -> None:
     from benchmarks import run
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    with tempfile.TemporaryDirectory(prefix="tfx-gc-") as tmp:
-        ctx = BenchContext(workdir=tmp, run_id=uuid.uuid4().hex[:8])
-        ctx.redis_url = run.REDIS_URL if run._redis_ok() else None
-        asyncio.run(run._pg_create(ctx))
-        try:
-            measure(names, args.seconds, args.connections, Path(tmp), ctx)
-        finally:
-            asyncio.run(run._pg_drop(ctx))
+    with run.service_context("tfx-gc-") as (ctx, workdir):
+        measure(names, args.seconds, args.connections, workdir, ctx)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,12 @@ in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -192,14 +189,8 @@ def main() -> int:
     from benchmarks import run
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    with tempfile.TemporaryDirectory(prefix="tfx-ledger-") as tmp:
-        ctx = BenchContext(workdir=tmp, run_id=uuid.uuid4().hex[:8])
-        ctx.redis_url = run.REDIS_URL if run._redis_ok() else None
-        asyncio.run(run._pg_create(ctx))
-        try:
-            data = measure(names, args.seconds, args.rate, Path(tmp), ctx)
-        finally:
-            asyncio.run(run._pg_drop(ctx))
+    with run.service_context("tfx-ledger-") as (ctx, workdir):
+        data = measure(names, args.seconds, args.rate, workdir, ctx)
     data["machine"] = {k: v for k, v in run.machine_info().items() if k != "packages"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=1) + "\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,20 @@ async def _pg_drop(ctx: BenchContext) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "tframex_bench_{ctx.run_id}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def service_context(prefix: str) -> Iterator[tuple[BenchContext, Path]]:
+    """A run's working directory and context: Redis when it answers, a fresh PostgreSQL database
+    when it does (dropped afterwards), for the benchmarks that start their own servers."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        ctx = BenchContext(workdir=tmp, run_id=uuid.uuid4().hex[:8])
+        ctx.redis_url = REDIS_URL if _redis_ok() else None
+        asyncio.run(_pg_create(ctx))
+        try:
+            yield ctx, Path(tmp)
+        finally:
+            asyncio.run(_pg_drop(ctx))
 
 
 def _redis_ok() -> bool:
