@@ -11,7 +11,6 @@ batches through COPY into a temporary table, then one INSERT ... SELECT that kee
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 import ipaddress
 import json
@@ -28,7 +27,7 @@ from tframex_asgi.storage.schema import table as schema_table
 from tframex_asgi.storage.sqlbase import SQLStorage
 from tframex_asgi.storage.sqlbuild import SQLBuilder
 from tframex_asgi.storage.unavailable import storage_unavailable
-from tframex_asgi.storage.validate import PREPARE_CHUNK, row_key
+from tframex_asgi.storage.validate import PREPARE_CHUNK, in_slices, row_key
 
 if TYPE_CHECKING:
     from tframex_asgi.config.persistence import PersistenceConfig
@@ -39,13 +38,11 @@ COPY_THRESHOLD = 1000  # rows; below this, executemany is as fast and simpler
 
 
 async def _in_chunks(rows: list[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
-    """COPY's records with a return to the event loop every PREPARE_CHUNK rows. asyncpg encodes a
-    list in one go without yielding, and a write-queue batch of audit rows (a thousand and more
-    under load) held the loop for 6-8 ms: the requests waiting behind it made the p99."""
-    for start in range(0, len(rows), PREPARE_CHUNK):
-        if start:
-            await asyncio.sleep(0)
-        for row in rows[start : start + PREPARE_CHUNK]:
+    """COPY's records with a return to the event loop every PREPARE_CHUNK rows (in_slices). asyncpg
+    encodes a list in one go without yielding, and a write-queue batch of audit rows (a thousand
+    and more under load) held the loop for 6-8 ms: the requests waiting behind it made the p99."""
+    async for chunk in in_slices(rows):
+        for row in chunk:
             yield row
 
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from tframex_asgi.errors import ValidationError
 from tframex_asgi.storage.schema import NOW, TABLES, Column, Table, column, table
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_VALUE_CHARS",
     "check_page",
     "coerce",
+    "in_slices",
     "key_filters",
     "prepare_filters",
     "prepare_insert",
@@ -41,6 +42,7 @@ __all__ = [
 # PostgreSQL caps a value at 1 GB; far below that a single row is a bug or an attack, and one
 # limit on every backend keeps behaviour identical.
 MAX_VALUE_CHARS = 16 * 1024 * 1024
+_T = TypeVar("_T")
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 
 
@@ -308,15 +310,21 @@ def prepare_insert(
 PREPARE_CHUNK = 200
 
 
-async def prepared_chunks(name: str, rows: Sequence[Mapping[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
-    """:func:`prepare_insert` of every row, ``PREPARE_CHUNK`` rows at a time with a return to the
-    event loop between chunks: a write-queue batch (thousands of rows) is checked without holding
-    the loop for all of it. Every backend's ``write_many`` prepares its rows here, before it
-    touches the database, so the yields never split a write."""
+async def in_slices(rows: Sequence[_T]) -> AsyncIterator[Sequence[_T]]:
+    """``rows`` ``PREPARE_CHUNK`` at a time, with a return to the event loop between two slices:
+    whatever is done to a write-queue batch (thousands of rows) never holds the loop for all of it."""
     for start in range(0, len(rows), PREPARE_CHUNK):
         if start:
             await asyncio.sleep(0)
-        yield [prepare_insert(name, data)[1] for data in rows[start : start + PREPARE_CHUNK]]
+        yield rows[start : start + PREPARE_CHUNK]
+
+
+async def prepared_chunks(name: str, rows: Sequence[Mapping[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    """:func:`prepare_insert` of every row, slice by slice (:func:`in_slices`). Every backend's
+    ``write_many`` prepares its rows here, before it touches the database, so the yields never
+    split a write."""
+    async for chunk in in_slices(rows):
+        yield [prepare_insert(name, data)[1] for data in chunk]
 
 
 def prepare_update(name: str, data: Mapping[str, Any]) -> tuple[Table, dict[str, Any]]:
