@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -90,3 +91,55 @@ def test_backup_to_s3_true_names_what_is_missing() -> None:
             enable_persistence=True,
             persistence_config={"backend": "sqlite", "backup_to_s3": True},
         )
+
+
+def test_s3_failures_are_storage_errors_one_line_each(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, caplog: Any
+) -> None:
+    """A bucket that does not exist, on the real (moto) S3 API: `verify --from` and `export --to`
+    say so in one line and exit 2, a backup raises StorageError, and the scheduler logs one warning."""
+    from tframex_asgi.audit.backup import ScheduledBackup, run_backup
+    from tframex_asgi.audit.redact import Redactor
+    from tframex_asgi.clock import SystemClock
+    from tframex_asgi.config import load_config
+    from tframex_asgi.errors import StorageError
+    from tframex_asgi.storage import open_storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    url = f"sqlite:///{tmp_path}/app.db"
+    config = tmp_path / "enterprise.yaml"
+    config.write_text(
+        f"enterprise:\n  persistence: {{enabled: true, connection_string: '{url}', backup_to_s3: 's3://nowhere/prod',"
+        " backup_interval: 0.05}\n"
+    )
+    capsys.readouterr()
+    assert main(["audit", "verify", "--from", "s3://nowhere/prod", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: S3: ") and "NoSuchBucket" in err and len(err.splitlines()) == 1
+    assert main(["audit", "export", "--to", "s3://nowhere/prod", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: S3: ") and "NoSuchBucket" in err[-1]
+
+    def ours() -> list[Any]:
+        return [r for r in caplog.records if r.name.startswith("tframex_asgi")]
+
+    async def backups() -> None:
+        storage = open_storage(url)
+        await storage.connect()
+        try:
+            with pytest.raises(StorageError, match="NoSuchBucket"):
+                await run_backup(storage, "s3://nowhere/prod", None, Redactor(), dt.datetime.now(dt.UTC))
+            scheduled = ScheduledBackup(load_config(str(config)), storage, SystemClock())
+            with caplog.at_level("WARNING", logger="tframex_asgi"):
+                await scheduled.start()
+                deadline = time.monotonic() + 10
+                while not ours() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                await scheduled.stop()
+        finally:
+            await storage.close()
+
+    asyncio.run(backups())
+    record = ours()[0]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "scheduled backup to s3://nowhere/prod failed: S3: " in record.getMessage()

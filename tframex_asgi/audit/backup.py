@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,8 @@ from tframex_asgi.audit.chain import VerifyReport, verify_rows
 from tframex_asgi.audit.export import iter_rows
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
-from tframex_asgi.errors import ConfigError
+from tframex_asgi.errors import ConfigError, StorageError
+from tframex_asgi.storage.s3client import s3_client
 from tframex_asgi.util import cancel_and_wait
 
 __all__ = ["BackupReport", "ScheduledBackup", "backup_scheduled", "run_backup", "verify_backups"]
@@ -42,6 +42,9 @@ TABLES = (
     ("flow_executions", ("started_at", "id")),
     ("flow_steps", ("execution_id", "step_order")),
 )
+
+
+_SETTING = "enterprise.persistence.backup_to_s3"
 
 
 def _split(url: str) -> tuple[str, str]:
@@ -57,14 +60,6 @@ def _canonical(doc: dict[str, Any]) -> bytes:
 
 def _sign(doc: dict[str, Any], key: bytes | None) -> str | None:
     return hmac.new(key, _canonical(doc), hashlib.sha256).hexdigest() if key else None
-
-
-def _client() -> Any:
-    try:
-        from aiobotocore.session import get_session
-    except ImportError as exc:
-        raise ConfigError("enterprise.persistence.backup_to_s3", "needs pip install 'tframex-asgi[s3]'") from exc
-    return get_session().create_client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
 
 
 async def _body(s3: Any, bucket: str, key: str) -> bytes:
@@ -89,7 +84,7 @@ async def run_backup(storage: Any, url: str, key: bytes | None, redactor: Redact
     base = f"{prefix}/" if prefix else ""
     files: list[dict[str, Any]] = []
     chains: dict[str, dict[str, Any]] = {}
-    async with _client() as s3:
+    async with s3_client(_SETTING) as s3:
         for table, order in TABLES:
             lines: list[bytes] = []
             async for row in iter_rows(storage, table, order):
@@ -130,7 +125,7 @@ class BackupReport:
 async def verify_backups(url: str, key: bytes | None) -> BackupReport:
     bucket, prefix = _split(url)
     report = BackupReport()
-    async with _client() as s3:
+    async with s3_client(_SETTING) as s3:
         keys = await _digest_keys(s3, bucket, prefix)
         if not keys:
             report.problems.append(f"no digests under {url}")
@@ -184,7 +179,9 @@ class ScheduledBackup:
             await asyncio.sleep(self.interval)
             try:
                 await self.once()
-            except Exception:  # S3 or the database down: the next interval tries again
+            except StorageError as exc:  # S3 or the database down: the next interval tries again
+                logger.warning("scheduled backup to %s failed: %s", self.url, exc)
+            except Exception:
                 logger.exception("scheduled backup to %s failed", self.url)
 
     async def start(self) -> None:

@@ -21,6 +21,7 @@ from tframex_asgi.audit.checkpoints import load_checkpoints
 from tframex_asgi.audit.redact import Redactor
 from tframex_asgi.audit.routes import public_row
 from tframex_asgi.errors import ConfigError, ValidationError
+from tframex_asgi.storage.s3client import s3_client
 from tframex_asgi.util import as_naive_utc
 
 __all__ = ["Progress", "export_rows", "iter_rows", "read_jsonl", "verify_storage"]
@@ -199,12 +200,7 @@ class _TextOut:
 async def _upload(
     raw: IO[bytes], size: int, bucket: str, key: str, endpoint_url: str | None, progress: Progress
 ) -> None:
-    try:
-        from aiobotocore.session import get_session
-    except ImportError as exc:
-        raise ConfigError("--to", "exporting to S3 needs pip install 'tframex-asgi[s3]'") from exc
-    session = get_session()
-    async with session.create_client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL")) as s3:
+    async with s3_client("--to", endpoint_url) as s3:
         if size <= _PART:
             await s3.put_object(Bucket=bucket, Key=key, Body=raw.read(), ContentType="application/x-ndjson")
             progress.update(size)

@@ -71,11 +71,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except Exception as exc:
-        if not type(exc).__module__.startswith(("botocore", "aiobotocore")):
-            raise
-        # S3 unreachable or refusing (no credentials, bad endpoint, access denied): storage
-        # that cannot do what was asked, like a database that does not answer.
-        print(f"error: S3: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     return int(code or 0)
