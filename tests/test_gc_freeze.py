@@ -11,6 +11,7 @@ import pytest
 from tests.asgi_harness import Lifespan, request
 from tframex_asgi import build_stack
 from tframex_asgi.defaults import serve_config
+from tframex_asgi.errors import ConfigError
 
 
 async def hello(scope, receive, send):
@@ -79,3 +80,22 @@ async def test_serve_app_freezes_at_its_lifespan(tmp_path, monkeypatch) -> None:
         assert gc.get_freeze_count() > 1000
     finally:
         assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+
+
+async def test_the_seed_style_app_takes_server_config() -> None:
+    """``tframex_asgi.TFrameXApp(..., server_config=...)``: the ``server:`` section for the app
+    that configures itself with the seed's keywords (and is served as it is)."""
+    from tframex_asgi import TFrameXApp
+
+    app = TFrameXApp(enable_security=False, server_config={"gc_freeze": True, "server_timing": True})
+    assert app.enterprise_config.server.gc_freeze is True
+    life = Lifespan(app)
+    assert (await life.startup())["type"] == "lifespan.startup.complete"
+    try:
+        assert gc.get_freeze_count() > 1000
+        answered = await request(app, "GET", "/agents")
+        assert answered.status == 200 and "server-timing" in answered.headers
+    finally:
+        assert (await life.shutdown())["type"] == "lifespan.shutdown.complete"
+    with pytest.raises(ConfigError, match=r"server_config\.gc_freez"):
+        TFrameXApp(server_config={"gc_freez": True})

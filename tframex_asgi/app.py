@@ -3,7 +3,8 @@
 ``EnterpriseTFrameXApp`` (also exported as ``tframex_asgi.TFrameXApp``, so the seed's examples
 only change their import) is a :class:`tframex.TFrameXApp`: every other argument, and agents,
 tools, flows and MCP, behave as upstream. On top of that it owns one enterprise stack, built
-from the seed's six keywords exactly as :func:`~tframex_asgi.build_stack` builds it:
+from the seed's six keywords (and ``server_config``, the ``server:`` section: ``gc_freeze``,
+``server_timing``) exactly as :func:`~tframex_asgi.build_stack` builds it:
 
 - the app is an ASGI app: ``uvicorn module:app`` serves the TFrameX endpoint behind the layers
   (the seed's "automatic middleware registration when features are enabled");
@@ -50,6 +51,7 @@ class EnterpriseTFrameXApp(TFrameXApp):  # type: ignore[misc]
         persistence_config: Mapping[str, Any] | None = None,
         enable_security: bool = True,
         security_config: Mapping[str, Any] | None = None,
+        server_config: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         # Validated before tframex starts anything: a bad key fails here, naming it.
@@ -60,6 +62,7 @@ class EnterpriseTFrameXApp(TFrameXApp):  # type: ignore[misc]
             persistence_config=persistence_config,
             enable_security=enable_security,
             security_config=security_config,
+            server_config=server_config,
         )
         super().__init__(*args, **kwargs)
         self.enterprise_config = config
