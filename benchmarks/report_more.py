@@ -209,11 +209,17 @@ def _ledger(img: Path) -> list[str]:
     return section(_load("ledger.json"), notes.read_text() if notes.exists() else None)
 
 
+def _cpu_split(img: Path) -> list[str]:
+    from benchmarks.bench_cpu_split import section
+
+    return section(_load("cpu-split.json"))
+
+
 def sections(directory: Path) -> list[str]:
     """The extra sections, for the page in ``directory`` (plots into ``directory/img``)."""
     img = directory / "img"
     out: list[str] = []
-    for part in (_production, _ledger, _rss, _scaling, _litellm):
+    for part in (_production, _cpu_split, _ledger, _rss, _scaling, _litellm):
         lines = part(img)
         if lines:
             out += ["", *lines]
