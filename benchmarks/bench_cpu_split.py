@@ -205,10 +205,10 @@ def section(data: dict[str, Any] | None) -> list[str]:
             "The event loop's thread is at about one core in every configuration, bare included, while both",
             "cores together still have idle time: req/s is set by the loop thread's CPU per request. Bare's",
             f"loop spends {bare['loop_us']} µs per request (uvicorn, httptools and the kernel's socket work). To",
-            f"serve 0.5x of bare's req/s a configuration's loop may spend at most {half} µs per request, for 0.7x",
-            f"at most {most} µs: issue 18's floors (0.5x for the production setup, 0.7x for the SQLite full stack)",
-            "read against the *loop µs*",
-            "column.",
+            f"serve 0.5x of bare's req/s a configuration's loop may spend at most {half} µs per request, and",
+            f"at most {most} µs for 0.7x. Issue 18's floors (0.5x for the production setup, 0.7x for the",
+            "SQLite full stack) are read against the *loop µs* column; SQLite's writer thread (*server*",
+            "minus *loop*) runs beside the loop, and PostgreSQL and Redis on the other core.",
             "",
         ]
     return out
