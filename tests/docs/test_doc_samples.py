@@ -1,9 +1,12 @@
-"""Every code sample in docs/ marked as tested runs here.
+"""Every code sample in README.md and docs/ marked as tested runs here.
 
 Markers (an HTML comment on the line before a fenced block, invisible in the rendered site):
 
 - ``<!-- test -->`` before a ``python`` block: executed; the blocks of one page share a namespace, a
   fresh working directory and a process of their own (``page_runner``), in page order.
+- ``<!-- test: serve -->`` before a ``python`` block: a client of ``tframex-asgi serve``, executed
+  like the others while the server runs (started with its defaults by ``page_runner``; the block's
+  ``http://127.0.0.1:8000`` and ``tfx_...`` stand for its address and its first-start admin key).
 - ``<!-- test: file NAME -->``: the block is written to ``NAME`` in that directory first.
 - ``<!-- test: config -->`` before a ``yaml`` block: must load with ``loads_config`` (with the
   environment below for ``${VAR}``).
@@ -27,6 +30,18 @@ DOCS = ROOT / "docs"
 MARKER = re.compile(r"^<!--\s*test(?::\s*(?P<kind>[\w-]+)(?:\s+(?P<arg>\S+))?)?\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
 
+# docs/authentication.md's jwt.public_key (an RSA public key of no use to anyone).
+JWT_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEApn5khclKTn0c+9/zxOHq
+AusZgWCmIKBrf//SLneYY74T4kVEyySZ61cequdiCvmYXH9/0Lhk/BiUmRhjKlK3
+Ay4MUmbJ8do8PwinrLje1XOCRi5Zc6LggUAyphhR2o/CEe/KMNkU8Xq6jfPra8k4
+wcSG39IciOnuSitTTM5S6zw32EUDRVBtUVuIt7ML+iKvzCMKv8vVP0DhFw/Igi30
+EZ5AJmnHhxDdbz7VGN16L63eSFBSn57qXSC/M4lsE/HKyLVGpm0q7shRU7Tqs+pd
+75VQgmVTHZPvu1PaqSP+1Z0CdU6h3FI0NOveHILDvod8lBxOZ6gW5XUFXzm8/cc0
+7wIDAQAB
+-----END PUBLIC KEY-----
+"""
+
 # What the deployment pages' ${VAR}s stand for in the tests.
 DOC_ENV = {
     "DATABASE_URL": "postgresql://tframex:secret@postgres:5432/tframex",
@@ -37,6 +52,10 @@ DOC_ENV = {
     "OIDC_CLIENT_SECRET": "s3cret",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318/v1/traces",
     "AUDIT_HMAC_KEY": "another-secret-of-at-least-32-bytes!",
+    "JWT_PUBLIC_KEY": JWT_PUBLIC_KEY,
+    "OAUTH2_ISSUER": "https://login.example.com/realms/acme",
+    "OAUTH2_CLIENT_ID": "tframex",
+    "OAUTH2_CLIENT_SECRET": "s3cret",
 }
 
 
@@ -65,12 +84,13 @@ def blocks(page: Path) -> list[tuple[str, str | None, str, int]]:
     return found
 
 
-PAGES = sorted(p for p in DOCS.glob("*.md") if blocks(p))
+PAGES = sorted(p for p in (ROOT / "README.md", *DOCS.glob("*.md")) if blocks(p))
 
 
 def test_the_pages_i_expect_have_tested_samples() -> None:
     names = {p.name for p in PAGES}
     for page in (
+        "README.md",
         "getting-started.md",
         "configuration.md",
         "deployment.md",
@@ -78,14 +98,14 @@ def test_the_pages_i_expect_have_tested_samples() -> None:
         "migration-from-tframex-enterprise.md",
         "mcp.md",
     ):
-        assert page in names, f"docs/{page} has no tested sample"
+        assert page in names, f"{page} has no tested sample"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_page_samples(page: Path, tmp_path: Path) -> None:
     blocks_file = tmp_path / "_blocks.json"
     payload = [
-        {"kind": kind, "arg": arg, "code": code, "where": f"docs/{page.name}:{line}"}
+        {"kind": kind, "arg": arg, "code": code, "where": f"{page.relative_to(ROOT)}:{line}"}
         for kind, arg, code, line in blocks(page)
     ]
     blocks_file.write_text(json.dumps({"blocks": payload}), encoding="utf-8")
@@ -101,7 +121,7 @@ def test_page_samples(page: Path, tmp_path: Path) -> None:
         text=True,
         timeout=90,
     )
-    assert done.returncode == 0, f"docs/{page.name} samples failed:\n{done.stdout}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"{page.relative_to(ROOT)} samples failed:\n{done.stdout}\n{done.stderr[-4000:]}"
 
 
 def test_configuration_reference_is_current() -> None:
