@@ -177,6 +177,12 @@ def test_bad_values_and_unreadable_sources_are_one_error_line_and_exit_2(tmp_pat
     (tmp_path / "bad.jsonl").write_text('{"seq": 1}\nnot json\n')
     verified = cli("audit", "verify", "--file", "bad.jsonl", cwd=tmp_path)
     assert (verified.returncode, verified.stderr) == (2, "error: bad.jsonl:2: not JSON lines (Expecting value)\n")
+    # A page of 0 rows exported nothing, then --prune deleted every row it had not copied.
+    for size in ("0", "-5"):
+        exported = cli("data", "export", "--table", "audit_logs", "--to", "x.jsonl", "--page-size", size,
+                       "--prune", "--older-than", "0", cwd=tmp_path)  # fmt: skip
+        assert exported.returncode == 2 and f"--page-size: must be 1 or more rows, got {size}" in exported.stderr
+    assert cli("audit", "verify", cwd=tmp_path).returncode == 0  # nothing was deleted
     tail = cli("audit", "tail", "-n", "-5", cwd=tmp_path)
     assert tail.returncode == 2 and "-n/--lines: must be 1 or more, got -5" in tail.stderr
     key = cli("keys", "create", "u1", "--expires-in-days", "-3", cwd=tmp_path)

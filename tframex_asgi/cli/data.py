@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
     )
     export.add_argument("--older-than", type=at_least(0, "days"), metavar="DAYS", help="only rows older than DAYS")
     export.add_argument("--prune", action="store_true", help="delete the exported rows from the source afterwards")
-    export.add_argument("--page-size", type=int, default=1000)
+    export.add_argument("--page-size", type=at_least(1, "rows"), default=1000, help="rows read per page (default 1000)")
     export.set_defaults(func=_export)
 
 

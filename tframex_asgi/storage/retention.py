@@ -48,6 +48,8 @@ async def export_table(
     progress: Progress | None = None,
 ) -> int:
     """Copy ``table``'s rows (only those older than ``before`` when given) into ``target``."""
+    if page_size < 1:  # a page of 0 rows would copy nothing and look finished
+        raise ValueError(f"page_size must be 1 or more, got {page_size}")
     column = age_column(table) if before is not None else None
     total = await source.count(table)
     order = [column or "id"] if table not in ("role_permissions", "user_roles") else None
