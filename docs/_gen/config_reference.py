@@ -84,6 +84,9 @@ defaults):
 """
 
 
+_PRAGMA = re.compile(r"^(noqa\b|type:\s*ignore|pragma:|fmt:)")
+
+
 def _field_comments(cls: type) -> dict[str, str]:
     """Comments above a field (or at the end of its line) in the class body, by field name."""
     try:
@@ -97,7 +100,9 @@ def _field_comments(cls: type) -> dict[str, str]:
     comments: dict[int, str] = {}
     for tok in tokens:
         if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+            text = tok.string.lstrip("#").strip()
+            if not _PRAGMA.match(text):  # lint and type-checker pragmas are for tools, not readers
+                comments[tok.start[0]] = text
         elif tok.type == tokenize.NAME and tok.start[0] not in line_has_code and tok.start[1] == 4:
             line_has_code[tok.start[0]] = tok.string
     lines = source.splitlines()
@@ -197,14 +202,12 @@ FALLBACK = {
     "enterprise.persistence.retention": "Table name -> maximum age in days.",
     "enterprise.persistence.queue.max_size": "Rows waiting to be written before new ones spill to the file.",
     "enterprise.persistence.queue.batch_size": "Rows per batched write.",
-    "enterprise.persistence.queue.flush_interval": "Seconds between batched writes.",
     "enterprise.persistence.queue.spill_path": "Append-only file used while the database is down; "
     "replayed on recovery.",
     "enterprise.security.enabled": "Security layers on (default). `false` only for local experiments.",
     "enterprise.security.require_auth": "Every route but `public_paths` needs authentication.",
     "enterprise.security.public_paths": "Paths that pass without credentials.",
     "enterprise.security.max_body_bytes": "Larger request bodies get 413.",
-    "enterprise.security.auth_providers.api_key.header_name": "The only place an API key is read (never the query).",
     "enterprise.security.auth_providers.api_key.cache_ttl": "Seconds a verified key stays cached.",
     "enterprise.security.auth_providers.jwt.algorithms": "Allow-list; `none` is refused at startup.",
     "enterprise.security.auth_providers.jwt.secret": "HS256/384/512 shared secret.",

@@ -30,13 +30,23 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 class PrometheusConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics.backends.prometheus"
 
+    # Serve the Prometheus exposition. Also used when metrics are on and no backend at all is
+    # enabled (naming any other backend means exactly those).
     enabled: bool = False
     # None serves GET /metrics inside the app (protected by metrics.view); a port starts a
     # separate exposition server on that port.
     port: int | None = None
+    # Interface the separate exposition server listens on (only with `port`). That server has no
+    # authentication: keep it on a private interface.
     host: str = "127.0.0.1"
+    # Path of the in-app scrape route (with `port` null), which needs metrics.view whatever the
+    # path. Not used when `port` is set.
     path: str = "/metrics"
+    # Directory of prometheus-client's multiprocess files, the same for every worker process: a
+    # scrape of any worker sums them all. Created if missing; a PROMETHEUS_MULTIPROC_DIR naming
+    # another directory is an error. None: multiprocess mode only when PROMETHEUS_MULTIPROC_DIR is set.
     multiprocess_dir: str | None = None
+    # Prefix of every metric name, joined with "_" (tframex_http_requests_total); "" for none.
     namespace: str = "tframex"
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -50,12 +60,19 @@ class PrometheusConfig(Section):
 class StatsDConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics.backends.statsd"
 
+    # Send every metric as StatsD lines over UDP to host:port (a datagram that cannot be sent is
+    # dropped, never waited for).
     enabled: bool = False
+    # StatsD agent host name or address, resolved once at startup.
     host: str = "localhost"
+    # StatsD agent UDP port (1 to 65535).
     port: int = 8125
+    # Prepended to every metric name with a "." (tframex.http_requests); "" for none.
     prefix: str = "tframex"
-    # dict, not Mapping: the config parser coerces dict[...] fields (into a read-only mapping).
+    # Tags added to every metric, in the DogStatsD form (|#key:value).
     tags: dict[str, str] = field(default_factory=dict)
+    # Largest datagram in bytes: the lines recorded in one event-loop tick are packed into
+    # datagrams of at most this size (a single longer line is sent alone).
     max_packet_bytes: int = 1432
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -69,10 +86,20 @@ class StatsDConfig(Section):
 class OpenTelemetryConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics.backends.opentelemetry"
 
+    # Export to an OTLP/HTTP collector (needs the `otel` extra): spans (`traces`) and metrics
+    # (`metrics`).
     enabled: bool = False
+    # Collector URL such as http://collector:4318: without a path, /v1/traces and /v1/metrics are
+    # appended; a path is used as is (a /v1/traces path becomes /v1/metrics for metrics). None: the
+    # exporter's default (OTEL_EXPORTER_OTLP_* variables, else localhost:4318). Jaeger's Thrift
+    # collector (port 14268, /api/traces) is refused when the stack is built.
     endpoint: str | None = None
+    # The service.name resource attribute of the exported spans and metrics.
     service_name: str = "tframex-asgi"
+    # Fraction (0 to 1) of new traces recorded; a request with an incoming trace context follows
+    # its parent's sampling decision.
     sample_ratio: float = 1.0
+    # HTTP headers sent with every OTLP export (such as the collector's Authorization).
     headers: dict[str, str] = field(default_factory=dict)
     # Export spans over OTLP/HTTP (<endpoint>/v1/traces).
     traces: bool = True
@@ -129,8 +156,10 @@ class StorageMetricsConfig(Section):
 class CustomBackendConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics.backends.custom[]"
 
-    # "package.module:ClassName" or "package.module.ClassName"
+    # Import path of the backend class (required): "package.module:ClassName" or
+    # "package.module.ClassName".
     class_path: str = ""
+    # Keyword arguments the class is called with.
     options: dict[str, Any] = field(default_factory=dict)
 
     _aliases: ClassVar[dict[str, str]] = {"class": "class_path"}
@@ -144,10 +173,16 @@ class CustomBackendConfig(Section):
 class MetricsBackendsConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics.backends"
 
+    # Prometheus exposition, in the app (GET /metrics) or on its own port.
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    # StatsD (DogStatsD tags) over UDP.
     statsd: StatsDConfig = field(default_factory=StatsDConfig)
+    # OpenTelemetry traces and metrics over OTLP/HTTP.
     opentelemetry: OpenTelemetryConfig = field(default_factory=OpenTelemetryConfig)
+    # Aggregated series in the seed's metrics table (needs persistence).
     storage: StorageMetricsConfig = field(default_factory=StorageMetricsConfig)
+    # Your own backends, each built as class_path(**options); they must implement declare(spec)
+    # and bind(spec, labels). Any entry counts as a named backend.
     custom: tuple[CustomBackendConfig, ...] = ()
 
     _aliases: ClassVar[dict[str, str]] = {"otel": "opentelemetry"}
@@ -183,6 +218,7 @@ class MetricsConfig(Section):
     _path: ClassVar[str] = "enterprise.metrics"
 
     enabled: bool = False
+    # Where metrics go. With none enabled (and no `custom`), Prometheus in the app.
     backends: MetricsBackendsConfig = field(default_factory=MetricsBackendsConfig)
     export_interval: float = 60.0
     high_availability: bool = False

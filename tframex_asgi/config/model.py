@@ -119,9 +119,14 @@ def _database_url_default(body: dict[str, Any]) -> None:
 class EnterpriseConfig(Section):
     _path: ClassVar[str] = "enterprise"
 
+    # The metrics layer and its backends (the seed's `enable_metrics`, `metrics_config`).
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # The storage backend of users, keys, audit and execution rows (`enable_persistence`, `persistence_config`).
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    # Authentication, authorization, rate limits, audit and the body size limit (`enable_security`,
+    # `security_config`).
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # Request ids, conversation history and process settings (`server_config`).
     server: ServerConfig = field(default_factory=ServerConfig)
 
     def _check(self, path: str) -> None:

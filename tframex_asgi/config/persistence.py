@@ -29,6 +29,8 @@ class WriteQueueConfig(Section):
     max_size: int = 50_000
     # Up to this many rows per batch (one transaction): large enough that a burst is a few transactions.
     batch_size: int = 5000
+    # Seconds the writer waits for a fuller batch before writing a partial one (a full batch is
+    # written at once); also how often an idle writer looks again.
     flush_interval: float = 0.2
     spill_path: str = "./tframex-spill.jsonl"
 
@@ -50,11 +52,17 @@ class PersistenceConfig(Section):
     migrations: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
-    # Send list/read queries to these streaming replicas (postgresql:// URLs, round robin); writes,
-    # and reads made within read_your_writes seconds after a write in the same request, go to
-    # connection_string (the primary). A replica that fails is skipped for the primary.
+    # Only checked: true requires replica_urls. Reads go to the replicas whenever replica_urls is
+    # set, whatever this says.
     read_replicas: bool = False
+    # postgresql:// URLs of streaming read replicas (connection_string must be postgresql:// too).
+    # Reads (read, count, paging) go to them in turn; writes, migrations, /readyz and reads made
+    # within read_your_writes seconds after a write in the same request go to connection_string
+    # (the primary). A replica that fails is skipped for 5 s, its reads going to the primary. Each
+    # replica's pool holds up to pool_max_size connections.
     replica_urls: tuple[str, ...] = ()
+    # Seconds after a write during which reads in the same request still go to the primary, so a
+    # handler reads back what it wrote; 0 sends every read to a replica.
     read_your_writes: float = 5.0
     # An s3://bucket/prefix URL: audit logs and execution records are archived there every
     # backup_interval seconds with signed, chained digests (`audit verify --from` checks them);
@@ -62,8 +70,11 @@ class PersistenceConfig(Section):
     backup_to_s3: bool | str = False
     # Seconds between scheduled backups; 0 keeps backup_to_s3 as the export target only.
     backup_interval: float = 3600.0
+    # The write queue: execution, audit and metrics rows are written in batches off the request path.
     queue: WriteQueueConfig = field(default_factory=WriteQueueConfig)
-    # Table name -> maximum age in days.
+    # Table name -> maximum age in days (at least 1), for `tframex-asgi data prune` (the server does
+    # not prune by itself). Tables: conversations, messages, flow_executions, flow_steps,
+    # agent_executions, tool_calls, metrics, events, audit_logs.
     retention: Mapping[str, int] = field(default_factory=dict)
 
     _aliases: ClassVar[dict[str, str]] = {"url": "connection_string", "dsn": "connection_string"}

@@ -47,9 +47,14 @@ def _check_routes(routes: Iterable[str], path: str) -> None:
 class RateLimitConfig(Section):
     _path: ClassVar[str] = "enterprise.security.rate_limiting"
 
+    # Turn the rate-limit layer on; the failed-authentication guard (auth_failures) runs only
+    # while it is on.
     enabled: bool = False
     # memory:// (one process) or redis://host:port/db, rediss://... (shared by every worker).
     storage: str = "memory://"
+    # Algorithm of the default, tiers, routes and auth_failures limits: moving-window (exact, one
+    # timestamp per hit), fixed-window (one counter per window; the only one lease accepts) or
+    # sliding-window-counter (this and the previous window's counters, weighted).
     strategy: Strategy = "moving-window"
     # One or more limits ("10/second;100/minute"): all of them apply.
     default: str = "100/minute"
@@ -61,9 +66,12 @@ class RateLimitConfig(Section):
     routes: dict[str, str] = field(default_factory=dict)
     # Cost-based limit counted after a run finishes, e.g. "100000/hour" tokens per client.
     tokens: str | None = None
-    # The moving window stores one entry per unit of cost (a list of up to N timestamps per
-    # client for "N/hour" tokens), so token budgets default to the O(1) sliding window counter.
+    # Algorithm of the `tokens` budget (the same choices as strategy). The moving window stores one
+    # entry per unit of cost (a list of up to N timestamps per client for "N/hour" tokens), so
+    # token budgets default to the O(1) sliding window counter.
     token_strategy: Strategy = "sliding-window-counter"  # noqa: S105 - a strategy name, not a secret
+    # Routes ("METHOD /template") the `tokens` budget applies to: a client whose budget is spent is
+    # refused before the run, and the run's reported token usage is charged after the response.
     token_routes: tuple[str, ...] = DEFAULT_TOKEN_ROUTES
     # Storage down or slow: let requests through (True) or answer 503 (False).
     fail_open: bool = True
@@ -75,9 +83,13 @@ class RateLimitConfig(Section):
     max_connections: int = 64
     # Failed authentications per client IP before authentication answers 429.
     auth_failures: str = "10/minute"
+    # Add the RateLimit-Policy and RateLimit headers to allowed responses too (a 429 always has
+    # them, with Retry-After); false also spares the window reads they need.
     headers_on_success: bool = True
     # Never counted (load balancer health checks).
     exempt_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
+    # Prefix of every counter key in Redis (`<key_prefix>:LIMITER/...`), so deployments can share
+    # one Redis; non-empty, no spaces. Not used with memory://.
     key_prefix: str = "tframex-rl"
     # 0: exact admission (one Redis script per limit per request). N > 0: each process takes up to
     # N units of a fixed window at once and admits from them locally; never over the limit, and

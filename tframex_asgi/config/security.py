@@ -61,7 +61,11 @@ def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
 class APIKeyConfig(Section):
     _path: ClassVar[str] = "enterprise.security.auth_providers.api_key"
 
+    # Accept API keys (tfx_..., made with `tframex-asgi keys` or the admin API). When no provider
+    # at all is enabled, API keys are accepted anyway.
     enabled: bool = False
+    # Header an API key is read from (never the query string); `Authorization: Bearer tfx_...` is
+    # accepted too. Not Authorization, Cookie, Host, Content-Type or Content-Length.
     header_name: str = "X-API-Key"
     # Seconds a verified key is trusted without a database read; revocation through the admin
     # API or CLI reaches every process on the same database within 1 s anyway.
@@ -80,13 +84,21 @@ class APIKeyConfig(Section):
 class BasicAuthConfig(Section):
     _path: ClassVar[str] = "enterprise.security.auth_providers.basic"
 
+    # Accept HTTP Basic credentials: the username and password of a stored user.
     enabled: bool = False
+    # Realm named in the `WWW-Authenticate: Basic` challenge of a 401; printable, without quotes or
+    # backslashes.
     realm: str = "tframex"
     # Seconds a verified username/password stays cached (keyed by a peppered digest, per process).
     cache_ttl: float = 30.0
-    # argon2id parameters (RFC 9106 low-memory profile); they apply to every stored password.
+    # argon2id passes (RFC 9106 low-memory profile: 3 passes, 64 MiB, 4 lanes). The argon2_*
+    # parameters apply to passwords hashed from now on; a stored hash made with other parameters
+    # is rehashed at its user's next successful login.
     argon2_time_cost: int = 3
+    # argon2id memory per hash, in KiB (at least 8 x argon2_parallelism); at most 4 hashes run at
+    # once.
     argon2_memory_kib: int = 65536
+    # argon2id lanes (threads) per hash, at least 1.
     argon2_parallelism: int = 4
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -106,17 +118,29 @@ class BasicAuthConfig(Section):
 class JWTConfig(Section):
     _path: ClassVar[str] = "enterprise.security.auth_providers.jwt"
 
+    # Accept `Authorization: Bearer <JWT>` tokens verified with secret, public_key or jwks_url (one
+    # of them is required); `exp` and `sub` are required claims.
     enabled: bool = False
     algorithms: tuple[str, ...] = ("RS256",)
     secret: str | None = None
     public_key: str | None = None
     jwks_url: str | None = None
+    # When set, a token's `iss` must be exactly this; None: `iss` is not checked.
     issuer: str | None = None
+    # When set, a token's `aud` must contain this; None: `aud` is not checked.
     audience: str | None = None
     leeway: float = 30.0
+    # Longer tokens are refused before they are parsed (at least 256).
     max_token_bytes: int = 8192
+    # Claim holding the caller's roles, a list or a space-separated string (a dotted path such as
+    # realm_access.roles reads a nested claim); the caller has those roles' permissions, narrowed
+    # by scopes_claim.
     roles_claim: str = "roles"
+    # Top-level claim of the token's scopes (a list or a space-separated string; `scp` is read
+    # too): values naming a permission narrow the roles' permissions, never widen them; others
+    # (openid) are ignored.
     scopes_claim: str = "scope"
+    # Claim shown as the caller's username (else `username`, else `sub`); the caller's id is `sub`.
     username_claim: str = "preferred_username"
     # Seconds a JWKS fetch may take.
     timeout: float = 5.0
@@ -158,22 +182,43 @@ class JWTConfig(Section):
 class OAuth2Config(Section):
     _path: ClassVar[str] = "enterprise.security.auth_providers.oauth2"
 
+    # Accept bearer tokens of one OpenID Connect issuer (`issuer` is required): JWT access tokens
+    # verified with the discovered JWKS, opaque ones by introspection. Bearer values starting with
+    # tfx_ (API keys) are never sent to the IdP.
     enabled: bool = False
     issuer: str | None = None
+    # This API's client at the IdP: with client_secret, it authenticates introspection calls (HTTP
+    # Basic). Also the expected audience when `audience` is None.
     client_id: str | None = None
+    # The secret of client_id, for introspection.
     client_secret: str | None = None
+    # The `aud` a token must contain: a JWT access token must name it, an introspection answer is
+    # checked when it names an audience. None: client_id. Both None: a JWT's `aud` is not checked,
+    # and an introspection answer naming any audience is refused.
     audience: str | None = None
+    # Allow-list for JWT access tokens: asymmetric algorithms only (HS* and `none` are refused).
     algorithms: tuple[str, ...] = ("RS256", "ES256")
     # RFC 7662 for opaque tokens; needs client_id and client_secret (without them only JWT
     # access tokens, verified with the discovered JWKS, are accepted).
     introspection: bool = True
+    # Seconds a verified token or introspection answer stays cached (never past the token's
+    # `exp`); an inactive token is remembered as refused for as long.
     cache_ttl: float = 60.0
+    # Seconds an HTTP call to the IdP (discovery, JWKS, introspection) may take; an IdP that cannot
+    # be reached makes the request answer 503.
     timeout: float = 5.0
+    # As jwt.roles_claim: the claim (or dotted path) holding the caller's roles.
     roles_claim: str = "roles"
+    # As jwt.scopes_claim: scope values naming a permission narrow the roles' permissions.
     scopes_claim: str = "scope"
+    # As jwt.username_claim: the claim shown as the caller's username (else `username`, else `sub`).
     username_claim: str = "preferred_username"
+    # Seconds of clock skew accepted on `exp`/`nbf` (JWT access tokens and introspection answers).
     leeway: float = 30.0
+    # Longer (or non-ASCII) bearer tokens are refused; opaque tokens over 4096 characters are never
+    # introspected.
     max_token_bytes: int = 8192
+    # Least seconds between two refreshes of the discovered JWKS forced by unknown kids.
     jwks_min_refresh_interval: float = 30.0
 
     _shorthand = staticmethod(_enabled_shorthand)
@@ -193,9 +238,13 @@ class OAuth2Config(Section):
 class AuthProvidersConfig(Section):
     _path: ClassVar[str] = "enterprise.security.auth_providers"
 
+    # API keys (X-API-Key, or Bearer tfx_...) of stored users.
     api_key: APIKeyConfig = field(default_factory=APIKeyConfig)
+    # HTTP Basic with the username and password of a stored user.
     basic: BasicAuthConfig = field(default_factory=BasicAuthConfig)
+    # JWT bearer tokens verified with configured keys or a JWKS.
     jwt: JWTConfig = field(default_factory=JWTConfig)
+    # OAuth 2.0 / OpenID Connect bearer tokens of one issuer (discovery, JWKS, introspection).
     oauth2: OAuth2Config = field(default_factory=OAuth2Config)
     # Order in which providers are tried; defaults to the order they are listed.
     order: tuple[str, ...] = ()
@@ -243,8 +292,12 @@ class AuthProvidersConfig(Section):
 class RoleConfig(Section):
     _path: ClassVar[str] = "enterprise.security.rbac.roles[]"
 
+    # Permissions the role grants, as resource.action names (agent.execute); a name no role had
+    # before declares a custom permission.
     permissions: tuple[str, ...] = ()
+    # Roles (the seed's or configured ones) whose permissions this role has too; cycles are refused.
     inherits: tuple[str, ...] = ()
+    # Free text shown in role listings (GET /admin/roles).
     description: str = ""
 
 
@@ -279,6 +332,8 @@ class ResourcesConfig(Section):
 class RBACConfig(Section):
     _path: ClassVar[str] = "enterprise.security.rbac"
 
+    # Check permissions: routes, rbac.resources and the admin API. false: no authorization layer, so
+    # any authenticated caller reaches every route, and the admin API is not served.
     enabled: bool = True
     # Every stored user holds this role too (None: only what was granted).
     default_role: str | None = "user"
@@ -333,9 +388,14 @@ class SecurityConfig(Section):
     enabled: bool = True
     require_auth: bool = True
     public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
+    # How callers authenticate: the enabled providers, tried in `order` (API keys alone when none
+    # is enabled).
     auth_providers: AuthProvidersConfig = field(default_factory=AuthProvidersConfig)
+    # Roles, permissions and route rules: the authorization layer.
     rbac: RBACConfig = field(default_factory=RBACConfig)
+    # Limits per client, role tier, route and token budget, and the failed-authentication guard.
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
+    # What is audited, redaction, the hash chain and durability of the audit rows.
     audit: AuditConfig = field(default_factory=AuditConfig)
     # CIDRs whose X-Forwarded-For is believed; everything else uses the socket peer.
     trusted_proxies: tuple[str, ...] = ()
