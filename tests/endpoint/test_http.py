@@ -76,6 +76,13 @@ async def test_tool_call_flow_run_and_tool_errors(client: httpx.AsyncClient) -> 
         "code": "invalid_request",
         "message": "tool 'add': argument 'a' must be number, got string",
     }
+    # Valid arguments whose result JSON cannot carry (1e308 + 1e308 is inf): the tool's failure, not a 500.
+    inf = await client.post("/tools/add/call", json={"arguments": {"a": 1e308, "b": 1e308}})
+    assert inf.status_code == 422, inf.text
+    assert inf.json()["error"] == {
+        "code": "tool_failed",
+        "message": "tool 'add' returned a result that is not JSON (Out of range float values are not JSON compliant)",
+    }
     flow = (await client.post("/flows/echo_then_shout/run", json={"input": "hi"})).json()
     assert flow["output"] == "ECHO: ECHO: HI" and flow["steps"] == 2 and uuid.UUID(flow["execution_id"])
 

@@ -275,7 +275,13 @@ async def call_tool(request: Request, ep: TFrameXEndpoint) -> Response:
         result = await ep.runner.call_tool(name, arguments, run_info(request))
     except ToolFailed as exc:
         raise ToolError(str(exc)) from exc
-    return JSONResponse({"tool": name, "result": result})
+    try:  # as JSONResponse encodes, but a result JSON cannot carry (inf, NaN, an object) is the tool's failure
+        content = json.dumps(
+            {"tool": name, "result": result}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"tool {name!r} returned a result that is not JSON ({exc})") from exc
+    return Response(content, media_type="application/json")
 
 
 # -- conversations ------------------------------------------------------------------------------
