@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["Section", "coerce", "join", "parse_section", "to_plain"]
+__all__ = ["Section", "coerce", "enabled_shorthand", "join", "parse_section", "to_plain"]
 
 T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
@@ -61,6 +61,13 @@ class Section:
         check = getattr(self, "_check", None)
         if check is not None:
             check(path)
+
+
+def enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
+    """A ``_shorthand`` for on/off sections: ``rbac: false`` or ``prometheus: true`` means ``enabled``."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
 
 
 def join(path: str, key: str | int) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from tframex_asgi.config._parse import Section
+from tframex_asgi.config._parse import Section, enabled_shorthand
 from tframex_asgi.errors import ConfigError
 
 __all__ = [
@@ -18,12 +18,6 @@ __all__ = [
     "StatsDConfig",
     "StorageMetricsConfig",
 ]
-
-
-def _enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
-    if isinstance(value, bool):
-        return {"enabled": value}
-    raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,7 @@ class PrometheusConfig(Section):
     # Prefix of every metric name, joined with "_" (tframex_http_requests_total); "" for none.
     namespace: str = "tframex"
 
-    _shorthand = staticmethod(_enabled_shorthand)
+    _shorthand = staticmethod(enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if self.port is not None and not 0 < self.port < 65536:
@@ -75,7 +69,7 @@ class StatsDConfig(Section):
     # datagrams of at most this size (a single longer line is sent alone).
     max_packet_bytes: int = 1432
 
-    _shorthand = staticmethod(_enabled_shorthand)
+    _shorthand = staticmethod(enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if not 0 < self.port < 65536:
@@ -106,7 +100,7 @@ class OpenTelemetryConfig(Section):
     # Export every declared metric over OTLP/HTTP (<endpoint>/v1/metrics) every export_interval.
     metrics: bool = True
 
-    _shorthand = staticmethod(_enabled_shorthand)
+    _shorthand = staticmethod(enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if not 0.0 <= self.sample_ratio <= 1.0:
@@ -143,7 +137,7 @@ class StorageMetricsConfig(Section):
     # The rows' source column: which deployment wrote them.
     source: str = "tframex-asgi"
 
-    _shorthand = staticmethod(_enabled_shorthand)
+    _shorthand = staticmethod(enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if self.retention_days < 0:
@@ -225,7 +219,7 @@ class MetricsConfig(Section):
     # Series per metric before new label sets collapse into one "<other>" series.
     max_series: int = 1000
 
-    _shorthand = staticmethod(_enabled_shorthand)
+    _shorthand = staticmethod(enabled_shorthand)
 
     def _check(self, path: str) -> None:
         if not self.export_interval > 0:

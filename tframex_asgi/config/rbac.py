@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from tframex_asgi.catalog.permissions import DEFAULT_ROLES, ROLE_NAME_RULE, is_permission_name, is_role_name
 from tframex_asgi.catalog.routes import PUBLIC
-from tframex_asgi.config._parse import Section
+from tframex_asgi.config._parse import Section, enabled_shorthand
 from tframex_asgi.config.ratelimit import _check_routes
 from tframex_asgi.errors import ConfigError
 
-__all__ = ["RBACConfig", "ResourcesConfig", "RoleConfig", "enabled_shorthand"]
-
-
-def enabled_shorthand(value: Any, path: str) -> Mapping[str, Any]:
-    """``provider: true`` / ``rbac: false``: a section given as a bare bool means its ``enabled``."""
-    if isinstance(value, bool):
-        return {"enabled": value}
-    raise ConfigError(path, f"expected a mapping or true/false, got {value!r}")
+__all__ = ["RBACConfig", "ResourcesConfig", "RoleConfig"]
 
 
 @dataclass(frozen=True)

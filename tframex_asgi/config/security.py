@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from tframex_asgi.catalog.routes import DEFAULT_PUBLIC_PATHS
-from tframex_asgi.config._parse import Section
+from tframex_asgi.config._parse import Section, enabled_shorthand
 from tframex_asgi.config.audit import AuditConfig
 from tframex_asgi.config.keys import load_static_key
 from tframex_asgi.config.ratelimit import RateLimitConfig
-from tframex_asgi.config.rbac import RBACConfig, ResourcesConfig, RoleConfig, enabled_shorthand
+from tframex_asgi.config.rbac import RBACConfig, ResourcesConfig, RoleConfig
 from tframex_asgi.errors import ConfigError
 
 __all__ = [
